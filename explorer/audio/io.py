@@ -272,6 +272,10 @@ class atomic_output:
             folder.mkdir(parents=True, exist_ok=True)
             handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp" + self.path.suffix, dir=folder)
             os.close(handle)
+            # mkstemp creates 0600 files; give the result the permissions of a normal write.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(name, 0o666 & ~umask)
         except OSError as error:
             raise InputError(f"cannot write to {folder}: {error.strerror or error}") from None
         self.temporary = Path(name)
