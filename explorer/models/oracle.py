@@ -64,15 +64,16 @@ class OracleSeparator(Separator):
         result = {}
         for stem in stems:
             if stem == ACCOMPANIMENT and ACCOMPANIMENT not in encoded:
-                target = sum(value for key, value in encoded.items() if key != "vocals")
-                others = [encoded["vocals"]]
-            else:
-                target = encoded[stem]
-                others = [value for key, value in encoded.items() if key != stem]
+                continue
+            target = encoded[stem]
+            others = [value for key, value in encoded.items() if key != stem]
             if self.config.mask == "ibm":
                 result[stem] = masks.binary_mask(target, others)
             else:
                 result[stem] = masks.ratio_mask(target, others, self.config.power)
+        if ACCOMPANIMENT in stems and ACCOMPANIMENT not in result:
+            # Everything but the vocals: the complement keeps vocals + accompaniment = mixture.
+            result[ACCOMPANIMENT] = result["vocals"].invert()
         return result
 
     def process(self, mixture: torch.Tensor, references: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
