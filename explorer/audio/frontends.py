@@ -55,6 +55,12 @@ PRESETS: dict[str, STFTConfig] = {
     # FACTS 1: Hamming, 2049-sample window zero-padded to 4096, hop 384 [prior], 2049 bins.
     "taslp2020": STFTConfig("taslp2020", 44100, 4096, 2049, 384, "hamming",
                             "mapping-functions paper: Hamming 2049, n_fft 4096, hop 384"),
+    # Smaller taslp2020 variants [open]: same Hamming window zero-padded by 2, for the shipped demo
+    # weights ("small": 1025 bins, a quarter of the weights) and quick runs ("quick": 513 bins).
+    "taslp2020-small": STFTConfig("taslp2020-small", 44100, 2048, 1025, 384, "hamming",
+                                  "taslp2020 at half size [open]: Hamming 1025, n_fft 2048, hop 384"),
+    "taslp2020-quick": STFTConfig("taslp2020-quick", 44100, 1024, 513, 256, "hamming",
+                                  "taslp2020 at quarter size [open]: Hamming 513, n_fft 1024, hop 256"),
     # FACTS 2: the paper's baseline (Hamming 2048, hop 384); the code's Hann/hop 256 is
     # the named alternative "eusipco2020-code".
     "eusipco2020": STFTConfig("eusipco2020", 44100, 2048, 2048, 384, "hamming",
