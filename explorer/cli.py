@@ -39,17 +39,25 @@ def _json_default(value: Any) -> Any:
 
 
 def drive(job, quiet: bool = False):
-    """Run a job with a progress bar on stderr; returns the job's result."""
+    """Run a job with a progress bar on stderr; returns the job's result.
+
+    The bar appears with the first progress report, so input errors found before any work
+    print only their one line; it is off when stderr is not a terminal (tqdm's disable=None).
+    """
     from tqdm import tqdm
 
-    bar = None if quiet else tqdm(total=1.0, file=sys.stderr, unit="", bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}", leave=False)
+    bar = None
     try:
         while True:
             progress = next(job)
-            if bar is not None:
-                bar.set_description_str(progress.message[:60])
-                bar.n = round(progress.fraction, 4)
-                bar.refresh()
+            if quiet:
+                continue
+            if bar is None:
+                bar = tqdm(total=1.0, file=sys.stderr, disable=None, leave=False,
+                           bar_format="{desc:<40.40} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+            bar.set_description_str(progress.message, refresh=False)
+            bar.n = round(progress.fraction, 4)
+            bar.refresh()
     except StopIteration as stop:
         return stop.value
     finally:
@@ -181,10 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, arguments, _function) in COMMANDS.items():
         arguments(subparsers.add_parser(name, help=help_text, description=help_text))
     return parser
-
-
-class _Parser(argparse.ArgumentParser):
-    pass
 
 
 def main(argv: list[str] | None = None) -> int:
