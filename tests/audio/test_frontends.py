@@ -3,7 +3,6 @@ frame-range resynthesis equal to the full decode."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

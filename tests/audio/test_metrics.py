@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from explorer.audio.io import read_audio, to_mono
-from explorer.audio.metrics import bss_eval, is_silent, segment_median, segment_values, si_sdr, snr, target_bss_eval
+from explorer.audio.metrics import (
+    bss_eval,
+    is_silent,
+    segment_median,
+    segment_values,
+    si_sdr,
+    snr,
+    target_bss_eval,
+)
 
 
 def _museval_metrics():

@@ -9,9 +9,9 @@ import torch
 from explorer.audio.metrics import si_sdr
 from explorer.data.sources import open_track
 from explorer.data.track import Track
+from explorer.errors import InputError
 from explorer.models.oracle import OracleConfig, OracleSeparator
 from explorer.models.registry import builtin_names, load_separator
-from explorer.errors import InputError
 from tests.conftest import sine
 
 
