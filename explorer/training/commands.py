@@ -1,0 +1,173 @@
+"""`explorer train`: train a model on a data source, with a progress bar on stderr.
+
+    explorer train --model KIND --data D [--epochs N] [--out CKPT] [--resume CKPT]
+                   [--device ...] [--seeds K] [--seed S] [--frontend NAME] [--set KEY=VALUE]
+                   [--half] [--json]
+
+With `--seeds K`, K runs with seeds S, S+1, ... write `CKPT` with `-seed<S>` before the suffix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from explorer.cli import command, drive, emit_json
+from explorer.errors import InputError
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        metavar="KIND",
+        help="model kind: dae, mss-dae, sf, ... (default: the resumed one)",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="D",
+        help="MUSDB18(-HQ) root, folder of track folders, 'demo', 'synth' or 'synth:NxS'",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help="most epochs (default 100; early stopping usually ends sooner)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="CKPT",
+        help="checkpoint to write (default <kind>.pt; rewritten after every epoch)",
+    )
+    parser.add_argument(
+        "--resume", metavar="CKPT", help="continue a stopped run from its checkpoint"
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="DEVICE",
+        help="auto, cpu, cuda or cuda:N (default auto)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=1, metavar="K", help="train K runs with consecutive seeds"
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0)")
+    parser.add_argument(
+        "--frontend",
+        metavar="NAME",
+        help="front-end preset for models that take one (e.g. taslp2020-small)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config value (repeatable; JSON values)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, metavar="B", help="examples per batch (default 16)"
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, metavar="LR", help="Adam learning rate (default 1e-4)"
+    )
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=0,
+        metavar="N",
+        help="cap the batches per epoch (quick runs)",
+    )
+    parser.add_argument("--half", action="store_true", help="store the finished weights in fp16")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+@command("train", "train a model (DAE, MSS-DAE, SF, ...) on a data source", _arguments)
+def train_command(args: argparse.Namespace) -> int:
+    from explorer.device import describe, resolve_device
+
+    device = resolve_device(args.device)
+    runs = [train_run(args, seed, device) for seed in _seeds(args)]
+    if args.json:
+        emit_json({"device": describe(device), "runs": runs})
+    else:
+        for run in runs:
+            print(
+                f"{run['kind']} seed {run['seed']}: {run['epochs']} epochs ({run['stopped']}), best validation "
+                f"loss {run['final_loss']:.5g} at epoch {run['best_epoch']} -> {run['checkpoint']}"
+            )
+    return 0
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    if args.seeds < 1:
+        raise InputError("--seeds must be at least 1")
+    if args.resume and args.seeds > 1:
+        raise InputError("--resume continues one run; drop --seeds")
+    return [args.seed + index for index in range(args.seeds)]
+
+
+def train_run(args: argparse.Namespace, seed: int, device) -> dict[str, Any]:
+    from explorer.training import checkpoints, tasks
+    from explorer.training.data import resolve_data
+    from explorer.training.loop import TrainingConfig, seed_everything, train
+
+    resume = None
+    if args.resume:
+        resume = checkpoints.read_resume(args.resume, args.model)
+        kind, model_config = resume["kind"], resume["config"]
+        saved = resume["extra"]["training"]["config"]
+        config = TrainingConfig.from_dict(
+            dict(saved, **({"epochs": args.epochs} if args.epochs else {}))
+        )
+        data_spec = args.data or resume["provenance"].get("data")
+        out = Path(args.out or args.resume)
+    else:
+        if not args.model or not args.data:
+            raise InputError("train needs --model KIND and --data D (or --resume CKPT)")
+        kind, model_config = args.model, _model_config(args)
+        config = TrainingConfig(**_training_overrides(args), seed=seed)
+        data_spec = args.data
+        out = _output_path(args, kind, seed)
+    data = resolve_data(data_spec)
+    seed_everything(config.seed)  # the model's initial weights depend on the seed
+    task = tasks.build_task(kind, model_config, data)
+    result = drive(train(task, config, device, out, resume, half=args.half))
+    result["seed"] = config.seed
+    return result
+
+
+def _model_config(args: argparse.Namespace) -> dict[str, Any]:
+    config: dict[str, Any] = {"kind": args.model}
+    if args.frontend:
+        config["frontend"] = args.frontend
+    for item in args.set:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise InputError(f"--set expects KEY=VALUE, got '{item}'")
+        try:
+            config[key] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key] = value
+    return config
+
+
+def _training_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    values: dict[str, Any] = {"max_steps_per_epoch": args.steps_per_epoch}
+    if args.epochs:
+        values["epochs"] = args.epochs
+    if args.batch_size:
+        values["batch_size"] = args.batch_size
+    if args.learning_rate:
+        values["learning_rate"] = args.learning_rate
+    return values
+
+
+def _output_path(args: argparse.Namespace, kind: str, seed: int) -> Path:
+    path = Path(args.out or f"{kind}.pt")
+    if args.seeds > 1:
+        path = path.with_name(f"{path.stem}-seed{seed}{path.suffix or '.pt'}")
+    if path.exists() and not args.resume:
+        print(f"explorer: note: overwriting {path}", file=sys.stderr)
+    return path

@@ -1,0 +1,118 @@
+"""Model families' training tasks, by kind. A family registers a factory
+`(model_config dict, TrainingData) -> TrainingTask`; `build_task` looks it up.
+
+The DAE family (dae, mss-dae, sf) is registered here: examples are magnitude frames of the mono
+mixture and vocals in the model's front-end; the loss is the MSE between the output and the
+true vocal magnitude, both divided by the per-band scale fitted on the training mixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from explorer.audio.frontends import make_frontend
+from explorer.data.track import Track
+from explorer.errors import InputError
+from explorer.models import dae
+from explorer.progress import Job, Progress
+from explorer.training.data import TrainingData
+from explorer.training.frames import ExamplePool
+
+TaskFactory = Callable[[dict[str, Any], TrainingData], Any]
+_FACTORIES: dict[str, TaskFactory] = {}
+VALIDATION_BATCH = 4096
+
+
+def register_task(kind: str, factory: TaskFactory) -> None:
+    _FACTORIES[kind] = factory
+
+
+def trainable_kinds() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def build_task(kind: str, model_config: dict[str, Any], data: TrainingData):
+    if kind not in _FACTORIES:
+        raise InputError(
+            f"cannot train model kind '{kind}' (trainable: {', '.join(trainable_kinds())})"
+        )
+    return _FACTORIES[kind](model_config, data)
+
+
+class DAETask:
+    """Training task for `dae`, `mss-dae` and `sf` (FACTS 1)."""
+
+    def __init__(self, config: dae.DAEConfig, data: TrainingData):
+        self.kind = config.kind
+        self.config = config
+        self.data_description = data.description
+        self.network = dae.MappingNetwork(config)
+        self.frontend = make_frontend(config.frontend)
+        self.train_pool = ExamplePool(data.train, self.features)
+        self.validation_pool = ExamplePool(data.validation, self.features)
+
+    def model_config(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    def module(self) -> nn.Module:
+        return self.network
+
+    @torch.inference_mode()
+    def features(self, track: Track) -> tuple[np.ndarray, np.ndarray]:
+        """Mono mixture and vocal magnitudes, `(frames, bins)` each, float32, not normalised."""
+        track.require_stems("vocals")
+        track = track.resampled(self.frontend.sample_rate).mono()
+        signals = torch.from_numpy(np.concatenate([track.mixture, track.stems["vocals"]]))
+        magnitude = self.frontend.encode(signals).abs().transpose(-2, -1).contiguous().numpy()
+        return magnitude[0], magnitude[1]
+
+    def prepare(self) -> Job[None]:
+        """Fit the per-band scale on every training mixture frame (one pass, float64 sums)."""
+        bins = self.config.bins
+        total, squares, count = np.zeros(bins), np.zeros(bins), 0
+        for index, (mixture, _vocals) in enumerate(self.train_pool.all_examples()):
+            total += mixture.sum(axis=0, dtype=np.float64)
+            squares += np.square(mixture, dtype=np.float64).sum(axis=0)
+            count += len(mixture)
+            yield Progress(
+                index + 1,
+                len(self.train_pool.sources),
+                f"spectrograms {index + 1}/{len(self.train_pool.sources)}",
+            )
+        if count < 2:
+            raise InputError(f"too little training audio in {self.data_description}")
+        variance = np.maximum(squares / count - (total / count) ** 2, 0.0) * count / (count - 1)
+        scale = torch.from_numpy(np.sqrt(variance)).float().clamp_min(1e-5)
+        self.network.normalizer.scale.copy_(scale)
+
+    def examples_per_epoch(self) -> int:
+        return self.train_pool.example_count()
+
+    def train_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple]:
+        return self.train_pool.batches(seed, epoch, batch_size)
+
+    def validation_batches(self) -> Iterator[tuple]:
+        for mixture, vocals in self.validation_pool.all_examples():
+            for start in range(0, len(mixture), VALIDATION_BATCH):
+                yield (
+                    mixture[start : start + VALIDATION_BATCH],
+                    vocals[start : start + VALIDATION_BATCH],
+                )
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        mixture, vocals = batch
+        scale = self.network.normalizer.scale
+        return nn.functional.mse_loss(self.network(mixture / scale), vocals / scale)
+
+
+def _dae_task(model_config: dict[str, Any], data: TrainingData) -> DAETask:
+    return DAETask(dae.DAEConfig.from_dict(model_config), data)
+
+
+for _kind in dae.KINDS:
+    register_task(_kind, _dae_task)
