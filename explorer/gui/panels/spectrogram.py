@@ -1,0 +1,344 @@
+"""Spectrograms of the mixture, each estimated stem and each true stem, on one time axis.
+
+The mixture plot is the master time axis of the whole window: every time-aligned plot (the
+other spectrograms here, activations, the mask) links its x axis to it, so zoom and pan move
+them all. Layout: the mixture on top; below it one row per stem with the estimate on the left
+and the true stem on the right (when the track has it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.gui.panels.common import (
+    COLOUR_MAPS,
+    SELECTION_BRUSH,
+    add_playhead,
+    lookup_table,
+    place_image,
+    style_plot,
+)
+from explorer.gui.spectra import Spectrogram
+
+ROW_HEIGHT = 120
+MIXTURE = "mixture"
+
+
+@dataclass
+class SpectrogramView:
+    """One spectrogram; `plot`, `image` and `playhead` exist while it is laid out."""
+
+    key: str  # "mixture", "estimate:<stem>", "true:<stem>"
+    title: str
+    spectrogram: Spectrogram
+    plot: pg.PlotItem | None = None
+    image: pg.ImageItem | None = None
+    playhead: pg.InfiniteLine | None = None
+
+
+class SpectrogramPanel(QWidget):
+    seek_requested = Signal(float)
+    block_requested = Signal(float)  # double click: the NCA block at this time
+    range_selected = Signal(float, float)
+    readout = Signal(str)
+    display_changed = Signal()  # colour map or dB range
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.colour_map = "magma"
+        self.levels = (-90.0, -10.0)
+        self.max_hertz = 11025.0
+        self.views: dict[str, SpectrogramView] = {}
+        self.frequency_lines: list[tuple[pg.PlotItem, pg.InfiniteLine]] = []
+        self._build_controls()
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("#15161a")
+        self.graphics.ci.setSpacing(2)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.graphics)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(self.controls)
+        layout.addWidget(self.scroll, 1)
+        self.master = self._make_plot(MIXTURE, 0, 0, 2)
+        self.master.setYRange(0, self.max_hertz, padding=0)
+        self.region = pg.LinearRegionItem((0, 0), brush=SELECTION_BRUSH, movable=True)
+        self.region.setZValue(50)
+        self.region.hide()
+        self.master.addItem(self.region, ignoreBounds=True)
+        self.region.sigRegionChangeFinished.connect(self._region_moved)
+        self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.graphics.scene().sigMouseClicked.connect(self._mouse_clicked)
+        self._stem_rows: list[str] = []
+
+    # ------------------------------------------------------------------ controls
+    def _build_controls(self) -> None:
+        self.controls = QHBoxLayout()
+        self.colour_box = QComboBox()
+        self.colour_box.addItems(COLOUR_MAPS)
+        self.colour_box.setToolTip("colour map")
+        self.colour_box.currentTextChanged.connect(self.set_colour_map)
+        self.low_box = _decibel_box(self.levels[0], "lowest dB shown")
+        self.high_box = _decibel_box(self.levels[1], "highest dB shown")
+        self.low_box.valueChanged.connect(
+            lambda _: self.set_levels(self.low_box.value(), self.high_box.value())
+        )
+        self.high_box.valueChanged.connect(
+            lambda _: self.set_levels(self.low_box.value(), self.high_box.value())
+        )
+        self.accompaniment_box = QCheckBox("accompaniment")
+        self.accompaniment_box.setToolTip("show the accompaniment rows (drums + bass + other)")
+        self.accompaniment_box.toggled.connect(lambda _: self._relayout())
+        self.readout_label = QLabel("")
+        self.readout_label.setMinimumWidth(260)
+        self.readout.connect(self.readout_label.setText)
+        for widget in (
+            QLabel("colour"),
+            self.colour_box,
+            QLabel("dB"),
+            self.low_box,
+            QLabel("to"),
+            self.high_box,
+            self.accompaniment_box,
+        ):
+            self.controls.addWidget(widget)
+        self.controls.addStretch(1)
+        self.controls.addWidget(self.readout_label)
+
+    def set_colour_map(self, name: str) -> None:
+        self.colour_map = name
+        if self.colour_box.currentText() != name:
+            self.colour_box.setCurrentText(name)
+        table = lookup_table(name)
+        for view in self.views.values():
+            if view.image is not None:
+                view.image.setLookupTable(table)
+        self.display_changed.emit()
+
+    def set_levels(self, low: float, high: float) -> None:
+        if high <= low:
+            high = low + 1.0
+        self.levels = (low, high)
+        for box, value in ((self.low_box, low), (self.high_box, high)):
+            if box.value() != value:
+                box.blockSignals(True)
+                box.setValue(value)
+                box.blockSignals(False)
+        for view in self.views.values():
+            if view.image is not None:
+                view.image.setLevels(self.levels)
+        self.display_changed.emit()
+
+    # ------------------------------------------------------------------ content
+    def _make_plot(self, key: str, row: int, column: int, column_span: int = 1) -> pg.PlotItem:
+        plot = self.graphics.addPlot(row=row, col=column, colspan=column_span)
+        plot.setMinimumHeight(ROW_HEIGHT - 10)
+        style_plot(plot, key, "Hz", None)
+        plot.getAxis("left").setWidth(48)
+        plot.vb.setLimits(yMin=0)
+        plot.vb.disableAutoRange()
+        if key != MIXTURE:
+            plot.setXLink(self.master)
+            plot.setYLink(self.master)
+        return plot
+
+    def set_spectrograms(self, items: list[tuple[str, str, Spectrogram]]) -> None:
+        """Show (or replace) several spectrograms, `(key, title, spectrogram)` each, with one
+        relayout. Keys: `mixture`, `estimate:<stem>`, `true:<stem>`."""
+        relayout = False
+        for key, title, spectrogram in items:
+            view = self.views.get(key)
+            if view is None:
+                view = self.views[key] = SpectrogramView(key, title, spectrogram)
+                if key == MIXTURE:
+                    self._attach(view, self.master)
+                else:
+                    relayout = True
+            view.spectrogram, view.title = spectrogram, title
+            if view.plot is not None:
+                self.refresh(key)
+        if relayout:
+            self._relayout()
+        if any(key == MIXTURE for key, _, _ in items):
+            self.reset_view()
+
+    def reset_view(self) -> None:
+        """Show the whole track, 0 to `max_hertz`."""
+        view = self.views.get(MIXTURE)
+        if view is None:
+            return
+        spectrogram = view.spectrogram
+        seconds = spectrogram.frames * spectrogram.frame_seconds
+        self.master.vb.setLimits(xMin=-0.5, xMax=seconds + 0.5, yMax=spectrogram.sample_rate / 2)
+        self.master.setXRange(0, seconds, padding=0)
+        self.master.setYRange(0, min(self.max_hertz, spectrogram.sample_rate / 2), padding=0)
+
+    def set_spectrogram(self, key: str, title: str, spectrogram: Spectrogram) -> None:
+        self.set_spectrograms([(key, title, spectrogram)])
+
+    def refresh(self, key: str) -> None:
+        """Re-upload a spectrogram's image (after its values changed in place)."""
+        view = self.views[key]
+        if view.image is None:
+            return
+        spectrogram = view.spectrogram
+        view.image.setImage(spectrogram.decibels, levels=self.levels, autoLevels=False)
+        place_image(
+            view.image,
+            spectrogram.frames,
+            spectrogram.bins,
+            spectrogram.frame_seconds,
+            spectrogram.bin_hertz,
+        )
+        view.plot.setTitle(view.title, size="9pt")
+
+    def remove_prefix(self, prefix: str) -> None:
+        """Drop every view whose key starts with `prefix` (e.g. all estimates)."""
+        for key in [key for key in self.views if key.startswith(prefix)]:
+            del self.views[key]
+        self._relayout()
+
+    def clear(self) -> None:
+        for key in [key for key in self.views if key != MIXTURE]:
+            del self.views[key]
+        self._relayout()
+
+    def _attach(self, view: SpectrogramView, plot: pg.PlotItem) -> None:
+        """Give a view a plot, with a fresh image and playhead (removing a plot from the
+        layout deletes its items, so they are never reused)."""
+        view.plot = plot
+        view.image = pg.ImageItem(axisOrder="row-major")
+        view.image.setLookupTable(lookup_table(self.colour_map))
+        plot.addItem(view.image)
+        view.playhead = add_playhead(plot)
+        self.refresh(view.key)
+
+    def _relayout(self) -> None:
+        """Rebuild the stem rows below the mixture (estimate left, true right)."""
+        for key, view in self.views.items():
+            if key != MIXTURE and view.plot is not None:
+                self.graphics.removeItem(view.plot)
+                view.plot = view.image = view.playhead = None
+        self.frequency_lines = [
+            (plot, line) for plot, line in self.frequency_lines if plot is self.master
+        ]
+        stems: list[str] = []
+        for key in self.views:
+            if key == MIXTURE:
+                continue
+            stem = key.split(":", 1)[1]
+            if stem == "accompaniment" and not self.accompaniment_box.isChecked():
+                continue
+            if stem not in stems:
+                stems.append(stem)
+        has_estimates = any(key.startswith("estimate:") for key in self.views)
+        has_truth = any(key.startswith("true:") for key in self.views)
+        columns = [
+            prefix
+            for prefix, present in (("estimate:", has_estimates), ("true:", has_truth))
+            if present
+        ]
+        for row, stem in enumerate(stems, start=1):
+            for column, prefix in enumerate(columns):
+                view = self.views.get(prefix + stem)
+                if view is not None:
+                    plot = self._make_plot(view.key, row, column, 1 if len(columns) > 1 else 2)
+                    self._attach(view, plot)
+        last_row = [
+            self.views[prefix + stems[-1]].plot
+            for prefix in columns
+            if stems and prefix + stems[-1] in self.views
+        ]
+        self.master.setLabel("bottom", "time (s)")
+        self.master.getAxis("bottom").showLabel(not last_row)
+        for plot in last_row:
+            if plot is not None:
+                plot.setLabel("bottom", "time (s)")
+        self.graphics.setMinimumHeight(ROW_HEIGHT * (1 + len(stems)))
+        self._stem_rows = stems
+
+    def plots(self) -> list[pg.PlotItem]:
+        return [view.plot for view in self.views.values() if view.plot is not None]
+
+    # ------------------------------------------------------------------ time and selection
+    def set_playhead(self, seconds: float) -> None:
+        for view in self.views.values():
+            if view.playhead is not None and view.plot is not None:
+                view.playhead.setValue(seconds)
+
+    def show_time_range(self, span: tuple[float, float] | None) -> None:
+        if span is None:
+            self.region.hide()
+            return
+        self.region.blockSignals(True)
+        self.region.setRegion(span)
+        self.region.blockSignals(False)
+        self.region.show()
+
+    def mark_frequencies(
+        self, frequencies: list[float], colour: tuple[int, int, int] = (90, 220, 255)
+    ) -> None:
+        """Horizontal lines at `frequencies` (Hz) on every spectrogram (matrix row/column picks)."""
+        for plot, line in self.frequency_lines:
+            plot.removeItem(line)
+        self.frequency_lines = []
+        pen = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine)
+        for plot in self.plots():
+            for frequency in frequencies[:64]:
+                line = pg.InfiniteLine(frequency, angle=0, movable=False, pen=pen)
+                plot.addItem(line, ignoreBounds=True)
+                self.frequency_lines.append((plot, line))
+
+    def _region_moved(self) -> None:
+        low, high = self.region.getRegion()
+        self.range_selected.emit(float(low), float(high))
+
+    def _view_at(self, scene_position) -> tuple[SpectrogramView, float, float] | None:
+        for view in self.views.values():
+            if view.plot is not None and view.plot.sceneBoundingRect().contains(scene_position):
+                point = view.plot.vb.mapSceneToView(scene_position)
+                return view, point.x(), point.y()
+        return None
+
+    def _mouse_moved(self, scene_position) -> None:
+        found = self._view_at(scene_position)
+        if found is None:
+            return
+        view, seconds, hertz = found
+        value = view.spectrogram.value_at(seconds, hertz)
+        decibels = "" if value is None else f"  {value:6.1f} dB"
+        self.readout.emit(f"{view.title}:  {seconds:7.3f} s  {hertz:7.0f} Hz{decibels}")
+
+    def _mouse_clicked(self, event) -> None:
+        found = self._view_at(event.scenePos())
+        if found is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        seconds = max(0.0, found[1])
+        if event.double():
+            self.block_requested.emit(seconds)
+        else:
+            self.seek_requested.emit(seconds)
+
+
+def _decibel_box(value: float, tip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(-160.0, 40.0)
+    box.setSingleStep(5.0)
+    box.setDecimals(0)
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
