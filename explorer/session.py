@@ -49,6 +49,7 @@ TRACK, RESULTS, CURRENT, PROBES, METRICS, SELECTION, TIME, MASK, AUDIO_EDIT, HIS
 # Probes are computed for an excerpt of at most this long: a mask of a 5-minute track at hop
 # 384 would be 35 M cells; 30 s keeps masks and activations a few MB.
 PROBE_SECONDS = 30.0
+MAX_UNDO = 200
 
 
 class EventHub:
@@ -132,6 +133,8 @@ class MaskEdit:
     frame_stop: int
     before: np.ndarray
     after: np.ndarray
+    audio_start: int = 0
+    audio_before: np.ndarray | None = None  # what was heard there before: undo is exact
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,11 @@ class MaskLayer:
 
     def seconds_per_frame(self) -> float:
         return self.frontend.hop_length / self.frontend.sample_rate
+
+    def audio_span(self, frame_start: int, frame_stop: int) -> tuple[int, int]:
+        """Track samples `[first, last)` that re-synthesising frames `[start, stop)` rewrites."""
+        first, last = self.frontend.sample_span(frame_start, frame_stop, self.length)
+        return self.offset + first, self.offset + last
 
     def synthesise(self, frame_start: int, frame_stop: int) -> tuple[int, np.ndarray]:
         """Re-synthesise frames `[frame_start, frame_stop)`: `(first track sample, (channels,
@@ -375,7 +383,7 @@ class Session:
             return None
         edit = self._undo.pop()
         self._redo.append(edit)
-        return self._write(edit, edit.before)
+        return self._write(edit, edit.before, edit.audio_start, edit.audio_before)
 
     def redo(self) -> AudioEdit | None:
         if not self._redo or self.mask is None:
@@ -421,16 +429,29 @@ class Session:
             before[:, low:high],
             after[:, low:high].copy(),
         )
+        layer = self._require_mask()
+        start, stop = layer.audio_span(edit.frame_start, edit.frame_stop)
+        target = self.result.stems[layer.stem]
+        edit = replace(edit, audio_start=start, audio_before=target[:, start:stop].copy())
         self._undo.append(edit)
+        del self._undo[:-MAX_UNDO]
         self._redo.clear()
         return self._write(edit, edit.after)
 
-    def _write(self, edit: MaskEdit, values: np.ndarray) -> AudioEdit:
+    def _write(
+        self,
+        edit: MaskEdit,
+        values: np.ndarray,
+        start: int | None = None,
+        samples: np.ndarray | None = None,
+    ) -> AudioEdit:
+        """Set the mask box to `values`; re-synthesise its frames, or (undo) put back the
+        given `samples` at `start`. Updates the result's stem and announces the change."""
         layer = self._require_mask()
         layer.values[edit.bin_start : edit.bin_stop, edit.frame_start : edit.frame_stop] = values
-        start, samples = layer.synthesise(edit.frame_start, edit.frame_stop)
-        stems = self.result.stems
-        target = stems[layer.stem]
+        if samples is None:
+            start, samples = layer.synthesise(edit.frame_start, edit.frame_stop)
+        target = self.result.stems[layer.stem]
         stop = min(target.shape[-1], start + samples.shape[-1])
         samples = _match_channels(samples[:, : stop - start], target.shape[0])
         target[:, start:stop] = samples
