@@ -32,6 +32,7 @@ Loader = Callable[[dict, dict, str, torch.device], Separator]
 _LOADERS: dict[str, Loader] = {}
 # built-in name -> function(name, device) -> Separator
 _BUILTINS: dict[str, Callable[[str, torch.device], Separator]] = {}
+_FAMILIES_LOADED = False
 
 
 def register_kind(kind: str, loader: Loader) -> None:
@@ -114,9 +115,12 @@ def load_separator(model: str, device: torch.device) -> Separator:
 
 
 def _register_families() -> None:
-    """Import the model families once; each registers its kinds and built-in names."""
-    if _BUILTINS:
+    """Import the model families once; each registers its kinds and built-in names.
+    (A flag, not `_BUILTINS`: a family imported directly fills `_BUILTINS` before this runs.)"""
+    global _FAMILIES_LOADED
+    if _FAMILIES_LOADED:
         return
+    _FAMILIES_LOADED = True
     from explorer.models import oracle
 
     for mask in ("ibm", "irm"):

@@ -72,6 +72,10 @@ def resolve_data(spec: str, target: str = "vocals") -> TrainingData:
         return _time_split("demo", lambda: open_track("demo"), "demo")
     if spec == "synth" or spec.startswith("synth:"):
         return synth_data(*_parse_synth(spec))
+    if spec == "instruments" or spec.startswith("instruments:"):
+        from explorer.training.naive_ae_task import instrument_data, parse_instrument_spec
+
+        return instrument_data(*parse_instrument_spec(spec))
     path = Path(spec).expanduser()
     if not path.exists():
         raise InputError(

@@ -32,11 +32,25 @@ def register_task(kind: str, factory: TaskFactory) -> None:
     _FACTORIES[kind] = factory
 
 
+def _import_family_tasks() -> None:
+    """Family task modules `explorer/training/*_task.py` register themselves on import."""
+    import importlib
+    import pkgutil
+
+    from explorer import training
+
+    for info in pkgutil.iter_modules(training.__path__):
+        if info.name.endswith("_task"):
+            importlib.import_module(f"explorer.training.{info.name}")
+
+
 def trainable_kinds() -> list[str]:
+    _import_family_tasks()
     return sorted(_FACTORIES)
 
 
 def build_task(kind: str, model_config: dict[str, Any], data: TrainingData):
+    _import_family_tasks()
     if kind not in _FACTORIES:
         raise InputError(
             f"cannot train model kind '{kind}' (trainable: {', '.join(trainable_kinds())})"
