@@ -70,6 +70,8 @@ def evaluate_job(track: Track, model: str | Separator, device: str = "auto") -> 
     scored = [stem for stem in result["stems"] if stem in track.stems]
     for index, stem in enumerate(scored):
         reference, estimate = track.stems[stem], result["stems"][stem]
+        if estimate.shape[0] != reference.shape[0]:  # a mono model on a stereo track: the downmix
+            reference = reference.mean(axis=0, keepdims=True)
         values = {"si_sdr": segment_median(si_sdr, reference, estimate, track.sample_rate)}
         values.update(target_bss_eval(reference, estimate, track.mixture, track.sample_rate))
         scores[stem] = values

@@ -502,14 +502,27 @@ class DRDNNNetwork(nn.Module):
         """`(batch, M, bins)` -> Y^ `(batch, sources, M, bins)`."""
         return self.stages(frames)["output"]
 
-    def estimates(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`(batch, M, bins)` normalised mixture -> (Y~ `(batch, sources, M, bins)` normalised,
-        masks of the same shape or None without masking)."""
-        output = self(frames)
+    @property
+    def loss_scale(self) -> torch.Tensor:
+        """One number that brings raw magnitudes to about unit size for the losses: the mean
+        per-band scale. Losses compare raw magnitudes (the paper's MSE on spectrograms) divided
+        by it; the per-band `scale` only normalises what the network reads."""
+        return self.scale.mean()
+
+    def apply_output(
+        self, output: torch.Tensor, magnitude: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Y^ `(batch, sources, M, bins)` and the raw mixture magnitude `(batch, M, bins)` ->
+        (Y~ raw `(batch, sources, M, bins)`, soft masks of that shape, or None without masks:
+        then Y~ = |Y^| brought back to raw units by `scale`)."""
         if not self.config.masking:
-            return output.abs(), None
+            return output.abs() * self.scale, None
         masks = soft_masks(output)
-        return masks * frames[:, None], masks
+        return masks * magnitude[:, None], masks
+
+    def estimates(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw mixture magnitude `(batch, M, bins)` -> `apply_output(...)`."""
+        return self.apply_output(self(magnitude / self.scale), magnitude)
 
 
 def soft_masks(output: torch.Tensor) -> torch.Tensor:
@@ -575,47 +588,38 @@ class DRDNNSeparator(Separator):
     def output_stems(self, track: Track) -> tuple[str, ...]:
         return (*SOURCES, ACCOMPANIMENT)
 
-    def spectrogram(self, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`mixture (channels, samples)` -> `(spectrum (channels, bins, frames) complex,
-        normalised magnitude frames (channels, frames, bins))`."""
-        spectrum = self.frontend.encode(mixture)
-        frames = (spectrum.abs() / self.network.scale[:, None]).transpose(-2, -1)
-        return spectrum, frames
-
-    def run_batches(self, frames: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
-        """`frames (frames, bins)` normalised -> every stage overlap-added back to frames:
-        `{stage: (frames, units) or (sources, frames, units)}`, plus `estimate` (Y~, normalised)
-        and `mask` (when masking)."""
-        config = self.config
-        batches = split_batches(frames, config.batch_frames, config.batch_step)
+    def run_batches(self, magnitude: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
+        """`magnitude (frames, bins)` raw -> every stage overlap-added back to frames:
+        `{stage: (frames, units) or (sources, frames, units)}` (stages of `DRDNNNetwork.stages`,
+        `input` normalised), plus `estimate` (Y~, raw magnitudes) and `mask` (when masking)."""
+        config, network = self.config, self.network
+        batches = split_batches(magnitude, config.batch_frames, config.batch_step)
         collected: dict[str, list[torch.Tensor]] = {}
         for first in range(0, len(batches), batch_size):
             part = batches[first : first + batch_size]
-            stages = self.network.stages(part)
-            output = stages["output"]
-            if config.masking:
-                stages["mask"] = soft_masks(output)
-                stages["estimate"] = stages["mask"] * part[:, None]
-            else:
-                stages["estimate"] = output.abs()
+            stages = network.stages(part / network.scale)
+            stages["estimate"], masks = network.apply_output(stages["output"], part)
+            if masks is not None:
+                stages["mask"] = masks
             for key, value in stages.items():
                 collected.setdefault(key, []).append(value)
         return {
-            key: overlap_add(torch.cat(values), frames.shape[0], config.batch_step)
+            key: overlap_add(torch.cat(values), magnitude.shape[0], config.batch_step)
             for key, values in collected.items()
         }
 
     def process(
         self, mixture: torch.Tensor, references: Mapping[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
-        spectrum, frames = self.spectrogram(mixture)
+        spectrum = self.frontend.encode(mixture)
         length = mixture.shape[-1]
-        phase = spectrum / spectrum.abs().clamp_min(1e-12)
-        result: dict[str, torch.Tensor] = {}
+        magnitude = spectrum.abs()
+        phase = spectrum / magnitude.clamp_min(1e-12)
+        result: dict[str, list[torch.Tensor]] = {}
         for channel in range(mixture.shape[0]):
-            estimate = self.run_batches(frames[channel])["estimate"]  # (sources, frames, bins)
-            magnitude = estimate.transpose(-2, -1) * self.network.scale[:, None]
-            waves = self.frontend.decode(magnitude * phase[channel], length)
+            frames = magnitude[channel].transpose(0, 1)
+            estimate = self.run_batches(frames)["estimate"]  # (sources, frames, bins)
+            waves = self.frontend.decode(estimate.transpose(-2, -1) * phase[channel], length)
             for index, source in enumerate(SOURCES):
                 result.setdefault(source, []).append(waves[index])
         stems = {source: torch.stack(waves) for source, waves in result.items()}
@@ -634,8 +638,8 @@ class DRDNNSeparator(Separator):
             )
         mixture = torch.from_numpy(np.ascontiguousarray(excerpt.mixture)).to(self.device)
         with torch.inference_mode():
-            _, frames = self.spectrogram(mixture)
-            stages = self.run_batches(frames[0])
+            magnitude = self.frontend.encode(mixture)[0].abs().transpose(0, 1)
+            stages = self.run_batches(magnitude)
         hop, rate, name = self.frontend.hop_length, self.sample_rate, self.config.variant
         result: dict[str, probes.Probe] = {}
 
