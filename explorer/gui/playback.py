@@ -74,6 +74,7 @@ class Playback:
     def __init__(self, engine: PlaybackEngine | None = None) -> None:
         self.engine = engine or PlaybackEngine()
         self.mixer = self.engine.mixer
+        self.preview_engine: PlaybackEngine | None = None
         self.silent = None if self.engine.available else SilentTransport()
         device = self.engine.device
         self.status = (
@@ -202,6 +203,30 @@ class Playback:
             return message
         return None
 
+    def preview(self, samples: np.ndarray, sample_rate: int, seconds: float = 0.6) -> None:
+        """Play a short sound (a kernel) on a second engine, without touching the material:
+        the kernel repeated for `seconds`, faded in and out."""
+        if not self.engine.available:
+            return
+        wave = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if wave.size == 0:
+            return
+        repeats = max(1, int(seconds * sample_rate) // wave.size)
+        tone = np.tile(wave, repeats)
+        tone = tone / max(1e-9, float(np.abs(tone).max())) * 0.3
+        fade = min(tone.size // 2, int(0.01 * sample_rate))
+        if fade > 0:
+            ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+            tone[:fade] *= ramp
+            tone[-fade:] *= ramp[::-1]
+        if self.preview_engine is None:
+            self.preview_engine = PlaybackEngine(
+                self.engine.device.index if self.engine.device else None
+            )
+        self.preview_engine.load(tone[None], sample_rate, {})
+        self.preview_engine.mixer.set_source("mixture")
+        self.preview_engine.play()
+
     # ------------------------------------------------------------------ export
     def export_mix(self, path: str | Path) -> Path:
         """Write exactly what is heard (gains, mutes, solo, A/B, edits)."""
@@ -209,3 +234,5 @@ class Playback:
 
     def close(self) -> None:
         self.engine.close()
+        if self.preview_engine is not None:
+            self.preview_engine.close()

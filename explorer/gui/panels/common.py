@@ -27,12 +27,14 @@ def place_image(
     column_seconds: float,
     row_height: float,
     row_origin: float = 0.0,
+    column_origin: float = 0.0,
 ) -> None:
     """Put an image of `(rows, columns)` cells so that column `i` is centred at
-    `i * column_seconds` seconds and row `j` at `row_origin + j * row_height` (Hz or units)."""
+    `column_origin + i * column_seconds` seconds and row `j` at `row_origin + j * row_height`
+    (Hz or units)."""
     image.setRect(
         QRectF(
-            -column_seconds / 2,
+            column_origin - column_seconds / 2,
             row_origin - row_height / 2,
             columns * column_seconds,
             rows * row_height,
@@ -54,3 +56,50 @@ def style_plot(plot: pg.PlotItem, title: str, left: str, bottom: str | None = "t
         plot.setLabel("bottom", bottom)
     plot.setMenuEnabled(False)
     plot.hideButtons()
+
+
+class AxisLink:
+    """Keeps one axis (`"x"` or `"y"`) of many plots equal to a master's, in data units.
+
+    pyqtgraph's own `setXLink` aligns linked views in *screen* space when they share a
+    window, which shifts side-by-side plots (an estimate beside its true stem) against each
+    other; here every plot shows exactly the master's range. Plots that were deleted are
+    dropped on the next update."""
+
+    def __init__(self, master: pg.PlotItem, axis: str = "x") -> None:
+        self.master = master
+        self.axis = axis
+        self.plots: list[pg.PlotItem] = []
+        self._busy = False
+        self._signal(master).connect(lambda _, span: self._spread(master, span))
+
+    def _signal(self, plot: pg.PlotItem):
+        return plot.vb.sigXRangeChanged if self.axis == "x" else plot.vb.sigYRangeChanged
+
+    def _set(self, plot: pg.PlotItem, span) -> None:
+        if self.axis == "x":
+            plot.setXRange(*span, padding=0)
+        else:
+            plot.setYRange(*span, padding=0)
+
+    def add(self, plot: pg.PlotItem) -> None:
+        self.plots.append(plot)
+        self._signal(plot).connect(lambda _, span, plot=plot: self._spread(plot, span))
+        self._set(plot, self.master.vb.viewRange()[0 if self.axis == "x" else 1])
+
+    def _spread(self, source: pg.PlotItem, span) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            alive = []
+            for plot in [self.master, *self.plots]:
+                try:
+                    if plot is not source:
+                        self._set(plot, span)
+                    alive.append(plot)
+                except RuntimeError:  # its C++ object was deleted with a relayout
+                    continue
+            self.plots = alive[1:]
+        finally:
+            self._busy = False

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from explorer.gui.panels.common import (
     COLOUR_MAPS,
     SELECTION_BRUSH,
+    AxisLink,
     add_playhead,
     lookup_table,
     place_image,
@@ -75,6 +76,8 @@ class SpectrogramPanel(QWidget):
         layout.addLayout(self.controls)
         layout.addWidget(self.scroll, 1)
         self.master = self._make_plot(MIXTURE, 0, 0, 2)
+        self.time_link = AxisLink(self.master, "x")  # every time-aligned plot joins this
+        self.frequency_link = AxisLink(self.master, "y")
         self.master.setYRange(0, self.max_hertz, padding=0)
         self.region = pg.LinearRegionItem((0, 0), brush=SELECTION_BRUSH, movable=True)
         self.region.setZValue(50)
@@ -152,8 +155,8 @@ class SpectrogramPanel(QWidget):
         plot.vb.setLimits(yMin=0)
         plot.vb.disableAutoRange()
         if key != MIXTURE:
-            plot.setXLink(self.master)
-            plot.setYLink(self.master)
+            self.time_link.add(plot)
+            self.frequency_link.add(plot)
         return plot
 
     def set_spectrograms(self, items: list[tuple[str, str, Spectrogram]]) -> None:

@@ -113,6 +113,8 @@ class TransportPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.overview)
         layout.addLayout(self.stem_grid)
+        layout.addStretch(1)
+        self.setMaximumHeight(230)
 
     # ------------------------------------------------------------------ content
     def set_waveform(self, samples: np.ndarray, sample_rate: int) -> None:
