@@ -29,6 +29,7 @@ returns False and nothing advances; loading, editing, seeking and export still w
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ from explorer.playback.transport import NO_LOOP, Clock, advance, render_span
 
 SILENT_PLAN = MixPlan(1, 0, (), MixSettings(), 0.0)
 MIN_LOOP_SECONDS = 0.01
+REALTIME_PRIORITY = 40  # below JACK's and the kernel's audio threads, above everything else
+PACE_CHECK_SECONDS = 2.0
 STOP_TIMEOUT_SECONDS = 2.0
 DEVICE_FAILED = (
     "the output device stopped during playback (disconnected or failed); playback stopped"
@@ -135,7 +138,14 @@ class PlaybackEngine:
     `device`: index, name, or None for the default output. `blocksize`: frames per callback.
     `latency`: PortAudio's suggested latency ("low", "high" or seconds). `fade_seconds`: the
     cross-fade length for edits, switches, seeks, play and pause. `tap_frames`: when > 0,
-    record that many delivered frames in `tap` (tests and benchmarks).
+    record that many delivered frames in `tap` (tests and benchmarks). `realtime_priority`:
+    ask the OS to run the audio thread with real-time (SCHED_FIFO) priority, so CPU-heavy
+    work in other threads (training, NCA) cannot delay it. That is done once the device has
+    shown it consumes samples at its real rate (after `PACE_CHECK_SECONDS` of audio): an
+    unpaced device, such as ALSA's null device on a headless machine, calls the callback back
+    to back, and at real-time priority that would starve every other thread. Where it is not
+    permitted (no root, no RLIMIT_RTPRIO), the thread keeps normal priority. `realtime` says
+    what happened: None (not decided yet), True, or False.
     """
 
     def __init__(
@@ -146,6 +156,7 @@ class PlaybackEngine:
         latency: str | float = "high",
         fade_seconds: float = 0.005,
         tap_frames: int = 0,
+        realtime_priority: bool = True,
         mixer: Mixer | None = None,
     ) -> None:
         if blocksize < 16:
@@ -155,6 +166,11 @@ class PlaybackEngine:
         self.latency = latency
         self.fade_seconds = max(0.0, float(fade_seconds))
         self.tap = Tap(tap_frames) if tap_frames > 0 else None
+        self.realtime_priority = realtime_priority
+        self.realtime: bool | None = None  # whether the audio thread got it (None: not yet)
+        self._priority_pending = False
+        self._pace_check_frames = 0
+        self._started_at = 0.0
         self.device: OutputDevice | None = None
         self.available = False
         self.reason: str | None = None
@@ -291,6 +307,8 @@ class PlaybackEngine:
         if self.tap is not None:
             self.tap.reset(self.channels)
         self._finished.clear()
+        self._priority_pending = self.realtime_priority  # PortAudio starts a new thread
+        self._started_at = time.perf_counter()
         self._state = "playing"  # before start: an unpaced device can finish at once
         try:
             self._stream.start()
@@ -400,6 +418,8 @@ class PlaybackEngine:
     ) -> None:
         if status.output_underflow:
             self.underruns += 1
+        if self._priority_pending and self.clock.delivered >= self._pace_check_frames:
+            self._raise_priority()
         try:
             self._render_block(outdata, frames)
         except self._callback_stop:
@@ -408,6 +428,21 @@ class PlaybackEngine:
             outdata.fill(0.0)
             self._callback_error = f"{type(error).__name__}: {error}"
             raise self._callback_abort from None
+
+    def _raise_priority(self) -> None:
+        """Once per started stream, on the audio thread: SCHED_FIFO where the OS allows it
+        (root, or RLIMIT_RTPRIO as audio groups and rtkit grant), if the device is paced."""
+        self._priority_pending = False
+        elapsed = time.perf_counter() - self._started_at
+        if elapsed < 0.5 * self._pace_check_frames / self.mixer.plan.sample_rate:
+            self.realtime = False  # far faster than real time: an unpaced device
+            return
+        try:
+            priority = min(REALTIME_PRIORITY, os.sched_get_priority_max(os.SCHED_FIFO))
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            self.realtime = True
+        except (AttributeError, OSError):  # not Linux, or not permitted: normal priority
+            self.realtime = False
 
     def _render_block(self, outdata: np.ndarray, frames: int) -> None:
         plan = self.mixer.plan
@@ -543,6 +578,7 @@ class PlaybackEngine:
             finished_callback=self._stream_finished,
         )
         self._latency_frames = int(round(self._stream.latency * rate))
+        self._pace_check_frames = round(PACE_CHECK_SECONDS * rate)
         self._allocate(rate)
 
     def _allocate(self, sample_rate: int) -> None:

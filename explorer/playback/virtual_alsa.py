@@ -34,50 +34,71 @@ PACED_DEVICE = "explorer_paced"
 
 PACED_READER = r"""
 import fcntl, json, os, sys, time
-rate, frame_bytes, period, pipe_bytes, report = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+rate, frame_bytes, period, pipe_bytes, report = sys.argv[1:6]
+rate, frame_bytes, period, pipe_bytes = int(rate), int(frame_bytes), int(period), int(pipe_bytes)
+try:  # a sound card's clock does not wait for the CPU: run this reader at real-time priority
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(40))
+    realtime = True
+except (AttributeError, OSError):
+    realtime = False
 descriptor = sys.stdin.fileno()
 os.set_blocking(descriptor, False)
 wanted = period * frame_bytes
-shrunk = pipe_bytes <= 0
-started = None
 ticks = starved = consumed = 0
+latest = 0.0
+shrunk = False
+
+
+def read(limit):
+    try:
+        return os.read(descriptor, limit)
+    except BlockingIOError:
+        return None
+
+
 def write_report():
+    result = {"ticks": ticks, "starved": starved, "frames": consumed // frame_bytes,
+              "pipe_bytes": pipe_bytes if shrunk else None, "realtime": realtime,
+              "latest_wakeup_ms": 1000 * latest}
     with open(report + ".tmp", "w") as handle:
-        json.dump({"ticks": ticks, "starved": starved, "frames": consumed // frame_bytes, "pipe_shrunk": shrunk}, handle)
+        json.dump(result, handle)
     os.replace(report + ".tmp", report)
-while True:
-    if started is not None:
-        delay = started + ticks * period / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-    got, closed = 0, False
+
+
+while (data := read(65536)) is None:  # wait for the stream to start
+    time.sleep(0.0005)
+consumed += len(data)
+for attempt in range(1000):  # empty the pipe, then shrink it to the device buffer modelled
+    while data := read(65536):
+        consumed += len(data)
+    if data == b"":
+        break
+    try:
+        fcntl.fcntl(descriptor, 1031, pipe_bytes)  # F_SETPIPE_SZ
+        shrunk = True
+        break
+    except OSError:
+        time.sleep(0.0002)
+started = time.perf_counter()
+closed = False
+while not closed:
+    deadline = started + (ticks + 1) * period / rate
+    delay = deadline - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+    latest = max(latest, time.perf_counter() - deadline)
+    got = 0
     while got < wanted:
-        try:
-            data = os.read(descriptor, wanted - got)
-        except BlockingIOError:
-            if started is None:
-                time.sleep(0.0005)
-                continue
-            break
+        data = read(wanted - got)
         if not data:
-            closed = True
+            closed = data == b""
             break
         got += len(data)
-        if started is None:
-            started = time.perf_counter()
-    if closed:
-        break
-    if not shrunk:
-        try:
-            fcntl.fcntl(descriptor, 1031, pipe_bytes)  # F_SETPIPE_SZ: a small device buffer
-            shrunk = True
-        except OSError:
-            pass
     consumed += got
-    if got < wanted:
-        starved += 1
     ticks += 1
-    if ticks % 50 == 0:
+    if got < wanted and not closed:
+        starved += 1
+    if ticks % 100 == 0:
         write_report()
 write_report()
 """
@@ -86,15 +107,16 @@ write_report()
 @dataclass(frozen=True)
 class PacedDevice:
     """Settings of the paced virtual device. `report` is the JSON file its reader rewrites
-    every 50 periods and at the end: `{"ticks", "starved", "frames", "pipe_shrunk"}`.
-    `pipe_bytes` is the pipe's size once shrunk (the device buffer it models; 4096 is the
-    smallest Linux allows: 512 stereo float32 frames)."""
+    every 100 periods and at the end: `{"ticks", "starved", "frames", "pipe_bytes" (None when
+    the pipe could not be shrunk), "realtime", "latest_wakeup_ms"}`.
+    `pipe_bytes` is the pipe's size once shrunk: the device buffer it models (a power of two,
+    at least 4096, the smallest Linux allows: 512 stereo float32 frames)."""
 
     sample_rate: int
     report: Path
     channels: int = 2
     period: int = 256
-    pipe_bytes: int = 4096
+    pipe_bytes: int = 8192
 
     def read_report(self) -> dict:
         return json.loads(self.report.read_text()) if self.report.exists() else {}
