@@ -25,17 +25,27 @@ install_system_packages() {
         || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
 }
 
+quiet_pip() {
+    # pip's status is kept; the machine's notes about absent local package folders are dropped.
+    local log status=0
+    log="$(mktemp)"
+    .venv/bin/python -m pip install -q "$@" >"$log" 2>&1 || status=$?
+    grep -v "is ignored: it is neither a file nor a directory" "$log" >&2 || true
+    rm -f "$log"
+    return "$status"
+}
+
 install_python_packages() {
     local stamp=.venv/.setup-stamp
     local want
-    want="$(cat pyproject.toml | sha256sum | cut -c1-16)"
+    want="$(sha256sum pyproject.toml setup.sh | sha256sum | cut -c1-16)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
     [ -x .venv/bin/python ] || "$python" -m venv .venv
     echo "setup: installing Python packages into .venv" >&2
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    quiet_pip --upgrade pip
     # torch first, by exact pin, so no other requirement can pull a different build.
-    .venv/bin/python -m pip install -q "torch==2.13.0"
-    .venv/bin/python -m pip install -q -e ".[dev]"
+    quiet_pip "torch==2.13.0"
+    quiet_pip -e ".[dev]"
     echo "$want" > "$stamp"
 }
 

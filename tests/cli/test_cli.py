@@ -46,9 +46,10 @@ def test_info_on_a_dataset_root(capsys, shared_data: Path) -> None:
 
 
 def test_evaluate_demo_with_the_oracle_irm(capsys) -> None:
-    code, out, _ = run(capsys, "evaluate", "demo", "--model", "oracle-irm", "--json", "--device", "cpu")
+    code, out, err = run(capsys, "evaluate", "demo", "--model", "oracle-irm", "--json", "--device", "cpu")
+    assert code == 0, err
     value = json.loads(out)
-    assert code == 0 and value["model"] == "oracle-irm" and value["device"] == "cpu"
+    assert value["model"] == "oracle-irm" and value["device"] == "cpu"
     vocals = value["stems"]["vocals"]
     assert set(vocals) == {"si_sdr", "sdr", "sir", "sar"}
     # An oracle ratio mask separates the vocals far above the mixture's own SI-SDR (about 0 dB).
