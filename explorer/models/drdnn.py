@@ -588,10 +588,16 @@ class DRDNNSeparator(Separator):
     def output_stems(self, track: Track) -> tuple[str, ...]:
         return (*SOURCES, ACCOMPANIMENT)
 
-    def run_batches(self, magnitude: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
+    def run_batches(
+        self,
+        magnitude: torch.Tensor,
+        keep: tuple[str, ...] | None = None,
+        batch_size: int = 64,
+    ) -> dict[str, torch.Tensor]:
         """`magnitude (frames, bins)` raw -> every stage overlap-added back to frames:
         `{stage: (frames, units) or (sources, frames, units)}` (stages of `DRDNNNetwork.stages`,
-        `input` normalised), plus `estimate` (Y~, raw magnitudes) and `mask` (when masking)."""
+        `input` normalised), plus `estimate` (Y~, raw magnitudes) and `mask` (when masking).
+        `keep` names the stages to return (default all)."""
         config, network = self.config, self.network
         batches = split_batches(magnitude, config.batch_frames, config.batch_step)
         collected: dict[str, list[torch.Tensor]] = {}
@@ -602,7 +608,8 @@ class DRDNNSeparator(Separator):
             if masks is not None:
                 stages["mask"] = masks
             for key, value in stages.items():
-                collected.setdefault(key, []).append(value)
+                if keep is None or key in keep:
+                    collected.setdefault(key, []).append(value)
         return {
             key: overlap_add(torch.cat(values), magnitude.shape[0], config.batch_step)
             for key, values in collected.items()
@@ -618,7 +625,9 @@ class DRDNNSeparator(Separator):
         result: dict[str, list[torch.Tensor]] = {}
         for channel in range(mixture.shape[0]):
             frames = magnitude[channel].transpose(0, 1)
-            estimate = self.run_batches(frames)["estimate"]  # (sources, frames, bins)
+            estimate = self.run_batches(frames, ("estimate",))[
+                "estimate"
+            ]  # (sources, frames, bins)
             waves = self.frontend.decode(estimate.transpose(-2, -1) * phase[channel], length)
             for index, source in enumerate(SOURCES):
                 result.setdefault(source, []).append(waves[index])
