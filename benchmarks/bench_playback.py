@@ -5,9 +5,10 @@ Runs on virtual ALSA devices (`explorer.playback.virtual_alsa`), so it needs no 
 - the null device is not paced (it takes blocks as fast as they come), which measures the
   whole cost of one callback round trip through PortAudio;
 - the paced device is a reader process that consumes 256 frames every 256 / 44100 s, like a
-  sound card's clock, through a pipe shrunk to 8 KiB (1024 frames, 23 ms: about the
-  35 ms buffer PortAudio reports for its default "high" latency). It counts the
-  periods it found empty: underruns as a real card would have them. (ALSA's null plugin never
+  sound card's clock, at real-time priority, through a pipe shrunk to 16 KiB (2048 frames:
+  the writer blocks until 512 frames fit, so 35 to 46 ms of slack, about the 35 ms buffer
+  PortAudio reports for its default "high" latency). It counts the periods it found empty:
+  underruns as a real card would have them, and how late its own clock woke up. (ALSA's null plugin never
   reports an underrun to PortAudio, so PortAudio's status flags are reported too, but they
   cannot fire there.)
 
@@ -109,7 +110,8 @@ def _round_trip(engine) -> float:
 
 
 class MatmulLoad:
-    """The stand-in for NCA or training: torch matmuls in a loop on another thread."""
+    """The stand-in for NCA or training: torch matmuls in a loop on another thread (none for
+    size 0: the control run)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -127,12 +129,14 @@ class MatmulLoad:
 
     def __enter__(self) -> MatmulLoad:
         self.started = time.perf_counter()
-        self.thread.start()
+        if self.size:
+            self.thread.start()
         return self
 
     def __exit__(self, *exception: object) -> None:
         self.stop.set()
-        self.thread.join()
+        if self.size:
+            self.thread.join()
         self.elapsed = time.perf_counter() - self.started
 
     def gflops(self) -> float:
@@ -180,16 +184,18 @@ def underruns(engine_type, paced, mixture, stems, seconds, load_size, realtime) 
     durations, gaps = record["durations"][:count], record["gaps"][skip:count]
     block = blocksize / RATE
     priority = {True: "real-time", False: "normal", None: "normal"}[engine.realtime]
+    work = f"{load_size}x{load_size} matmul, {load.gflops():.1f} GFLOP/s" if load_size else "none"
     return [
         f"{seconds:.0f} s",
-        f"{load_size}x{load_size} matmul, {load.gflops():.1f} GFLOP/s",
+        work,
         f"{machine_load:.1f}",
         priority,
         f"{engine.underruns}",
         f"**{report.get('starved', 'n/a')}** of {report.get('ticks', 'n/a')}",
         f"{1000 * np.median(durations):.2f} / {1000 * np.percentile(durations, 99):.2f} / "
         f"{1000 * durations.max():.2f} ({100 * durations.max() / block:.0f}%)",
-        f"{1000 * gaps.max():.1f}",
+        f"{1000 * gaps.max() if gaps.size else float('nan'):.1f}",
+        f"{report.get('latest_wakeup_ms', float('nan')):.1f}",
         f"{engine.last_error or 'none'}",
     ]
 
@@ -261,13 +267,14 @@ def run() -> str:
         "| played | load in another thread | machine load average at start | audio thread "
         "priority | PortAudio underflow flags | paced device: empty periods (underruns) "
         "| render per block: median / p99 / max, ms (max as % of block) "
-        "| longest gap between callbacks, ms | error |\n|---|---|---|---|---|---|---|---|---|"
+        "| longest gap between callbacks, ms | virtual sound card's latest wake-up, ms | error |"
+        "\n|---|---|---|---|---|---|---|---|---|---|"
     )
     runs = [
         (LOAD_SECONDS, 1024, True),
+        (SHORT_LOAD_SECONDS, 0, True),
         (SHORT_LOAD_SECONDS, 64, True),
         (SHORT_LOAD_SECONDS, 1024, False),
-        (SHORT_LOAD_SECONDS, 64, False),
     ]
     rows = [
         underruns(PlaybackEngine, paced, short_mixture, short_stems, seconds, size, realtime)
@@ -278,9 +285,11 @@ def run() -> str:
         f"Material looped; block 512, latency 'high'. torch uses {torch.get_num_threads()} "
         "threads. The 64x64 load makes many more Python calls a second, so it holds the GIL "
         "more, as a Python-heavy training loop would. The engine's default asks for real-time "
-        "priority once the device proves paced (after 2 s); the last two rows turn that off "
-        "for comparison. The machine load average counts every process on this (shared) "
-        "machine, not only this benchmark.",
+        "priority once the device proves paced (after 2 s); the last row turns that off for "
+        "comparison; the second runs no load thread at all (the machine alone). The load "
+        "average counts every process on this machine, not only this benchmark. A wake-up "
+        "of the virtual sound card (itself at real-time priority) that is late by tens of "
+        "ms means the machine could not honour real-time priority at that moment.",
         header + "\n" + "\n".join("| " + " | ".join(row) + " |" for row in rows),
         "### Latency from a finished mask edit to audible change",
         f"{EDITS} edits per block size, each replacing 0.5 s of one stem of a 3-minute track "

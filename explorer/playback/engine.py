@@ -54,7 +54,7 @@ from explorer.playback.transport import NO_LOOP, Clock, advance, render_span
 SILENT_PLAN = MixPlan(1, 0, (), MixSettings(), 0.0)
 MIN_LOOP_SECONDS = 0.01
 REALTIME_PRIORITY = 40  # below JACK's and the kernel's audio threads, above everything else
-PACE_CHECK_SECONDS = 2.0
+PACE_CHECK_SECONDS = 0.5
 STOP_TIMEOUT_SECONDS = 2.0
 DEVICE_FAILED = (
     "the output device stopped during playback (disconnected or failed); playback stopped"
@@ -140,12 +140,13 @@ class PlaybackEngine:
     cross-fade length for edits, switches, seeks, play and pause. `tap_frames`: when > 0,
     record that many delivered frames in `tap` (tests and benchmarks). `realtime_priority`:
     ask the OS to run the audio thread with real-time (SCHED_FIFO) priority, so CPU-heavy
-    work in other threads (training, NCA) cannot delay it. That is done once the device has
-    shown it consumes samples at its real rate (after `PACE_CHECK_SECONDS` of audio): an
-    unpaced device, such as ALSA's null device on a headless machine, calls the callback back
-    to back, and at real-time priority that would starve every other thread. Where it is not
-    permitted (no root, no RLIMIT_RTPRIO), the thread keeps normal priority. `realtime` says
-    what happened: None (not decided yet), True, or False.
+    work in other threads (training, NCA) cannot delay it. After `PACE_CHECK_SECONDS` of
+    audio the engine checks that the device consumes samples at its real rate, and steps the
+    thread back down if not: an unpaced device, such as ALSA's null device on a headless
+    machine, calls the callback back to back, and at real-time priority that would starve
+    every other thread. Where it is not permitted (no root, no RLIMIT_RTPRIO), the thread
+    keeps normal priority. `realtime` says what happened: None (not decided yet), True, or
+    False.
     """
 
     def __init__(
@@ -169,6 +170,7 @@ class PlaybackEngine:
         self.realtime_priority = realtime_priority
         self.realtime: bool | None = None  # whether the audio thread got it (None: not yet)
         self._priority_pending = False
+        self._priority_stage = 0
         self._pace_check_frames = 0
         self._started_at = 0.0
         self.device: OutputDevice | None = None
@@ -308,6 +310,7 @@ class PlaybackEngine:
             self.tap.reset(self.channels)
         self._finished.clear()
         self._priority_pending = self.realtime_priority  # PortAudio starts a new thread
+        self._priority_stage = 0
         self._started_at = time.perf_counter()
         self._state = "playing"  # before start: an unpaced device can finish at once
         try:
@@ -418,8 +421,10 @@ class PlaybackEngine:
     ) -> None:
         if status.output_underflow:
             self.underruns += 1
-        if self._priority_pending and self.clock.delivered >= self._pace_check_frames:
-            self._raise_priority()
+        if self._priority_pending and (
+            self._priority_stage == 0 or self.clock.delivered >= self._pace_check_frames
+        ):
+            self._set_priority()
         try:
             self._render_block(outdata, frames)
         except self._callback_stop:
@@ -429,20 +434,29 @@ class PlaybackEngine:
             self._callback_error = f"{type(error).__name__}: {error}"
             raise self._callback_abort from None
 
-    def _raise_priority(self) -> None:
-        """Once per started stream, on the audio thread: SCHED_FIFO where the OS allows it
-        (root, or RLIMIT_RTPRIO as audio groups and rtkit grant), if the device is paced."""
+    def _set_priority(self) -> None:
+        """On the audio thread, twice per started stream: at its first block, SCHED_FIFO
+        where the OS allows it (root, or RLIMIT_RTPRIO as audio groups and rtkit grant); after
+        `PACE_CHECK_SECONDS` of audio, back to normal if the device turned out unpaced."""
+        if self._priority_stage == 0:
+            self._priority_stage = 1
+            try:
+                priority = min(REALTIME_PRIORITY, os.sched_get_priority_max(os.SCHED_FIFO))
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            except (AttributeError, OSError):  # not Linux, or not permitted
+                self._priority_pending = False
+                self.realtime = False
+            return
         self._priority_pending = False
         elapsed = time.perf_counter() - self._started_at
-        if elapsed < 0.5 * self._pace_check_frames / self.mixer.plan.sample_rate:
-            self.realtime = False  # far faster than real time: an unpaced device
-            return
-        try:
-            priority = min(REALTIME_PRIORITY, os.sched_get_priority_max(os.SCHED_FIFO))
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        if elapsed >= 0.5 * self._pace_check_frames / self.mixer.plan.sample_rate:
             self.realtime = True
-        except (AttributeError, OSError):  # not Linux, or not permitted: normal priority
-            self.realtime = False
+            return
+        self.realtime = False  # far faster than real time: an unpaced device, step down
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
 
     def _render_block(self, outdata: np.ndarray, frames: int) -> None:
         plan = self.mixer.plan

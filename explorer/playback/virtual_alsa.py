@@ -116,7 +116,7 @@ class PacedDevice:
     report: Path
     channels: int = 2
     period: int = 256
-    pipe_bytes: int = 8192
+    pipe_bytes: int = 16384  # 2048 frames: 35 to 46 ms of slack, like PortAudio's 'high'
 
     def read_report(self) -> dict:
         return json.loads(self.report.read_text()) if self.report.exists() else {}
