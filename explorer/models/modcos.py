@@ -545,21 +545,20 @@ def additivity_error(
 
 
 @torch.inference_mode()
-def paper_metrics(
+def segment_scores(
     model, track: Track, segment_seconds: float = 1.0, rule: str = "paper"
-) -> dict[str, Any]:
+) -> dict[str, list[float]]:
     """The paper's evaluation of one track in one representation (a `ModCosAutoencoder` or an
-    STFT front-end): medians over non-overlapping 1 s segments, silent vocal segments dropped
-    (`10 log10(||v||_2) < -10`), of
+    STFT front-end), per non-overlapping 1 s segment whose vocals are not silent
+    (`10 log10(||v||_2) < -10` drops it):
 
-    - `reconstruction_si_sdr`: SI-SDR of D(E(v)) against v (None for STFT: it is exact);
-    - `separation_si_sdr`: SI-SDR of D(E(m) * mask) with the informed mask;
+    - `reconstruction_si_sdr`: SI-SDR of D(E(v)) against v (empty for STFT: it is exact);
+    - `separation_si_sdr`: SI-SDR of D(E(m) * mask) with the informed mask (`rule`);
     - `mixture_si_sdr`: SI-SDR of the mixture itself (the gain's reference);
-    - `additivity`: `||E(m) - E(v) - E(b)||_1 / ||E(m)||_1` per segment.
+    - `additivity`: `||E(m) - E(v) - E(b)||_1 / ||E(m)||_1` of the segment.
 
-    The whole track is encoded at once (the authors encode each 1 s segment on its own); the
-    mono track must be at the model's sample rate."""
-    from explorer.audio.metrics import is_silent, segment_median, si_sdr
+    The whole track is encoded at once (the authors encode each 1 s segment on its own)."""
+    from explorer.audio.metrics import is_silent, segment_values, si_sdr
 
     track.require_stems("vocals", ACCOMPANIMENT)
     track = track.resampled(model.sample_rate).mono()
@@ -568,40 +567,51 @@ def paper_metrics(
         if isinstance(model, ModCosAutoencoder)
         else model.window.device
     )
-    signals = {
-        name: torch.from_numpy(np.ascontiguousarray(track.signal(name))).to(device)
+    mixture, vocals, accompaniment = (
+        torch.from_numpy(np.ascontiguousarray(track.signal(name))).to(device)
         for name in ("mixture", "vocals", ACCOMPANIMENT)
-    }
-    mixture, vocals, accompaniment = signals["mixture"], signals["vocals"], signals[ACCOMPANIMENT]
+    )
     length = mixture.shape[-1]
-    encoded_mixture = model.encode(mixture)
+    segment = int(round(segment_seconds * model.sample_rate))
     mask = informed_mask(model, vocals, accompaniment, rule)
-    separated = model.decode(mask.apply(encoded_mixture), length).cpu().numpy()
-    rate = model.sample_rate
+    separated = model.decode(mask.apply(model.encode(mixture)), length).cpu().numpy()
     reference = vocals.cpu().numpy()
-    result: dict[str, Any] = {
-        "separation_si_sdr": segment_median(si_sdr, reference, separated, rate, segment_seconds),
-        "mixture_si_sdr": segment_median(
-            si_sdr, reference, mixture.cpu().numpy(), rate, segment_seconds
-        ),
-        "reconstruction_si_sdr": None,
+    scores: dict[str, list[float]] = {
+        "separation_si_sdr": segment_values(si_sdr, reference, separated, segment),
+        "mixture_si_sdr": segment_values(si_sdr, reference, mixture.cpu().numpy(), segment),
+        "reconstruction_si_sdr": [],
     }
     if isinstance(model, ModCosAutoencoder):
         reconstructed = model.decode(model.encode(vocals), length).cpu().numpy()
-        result["reconstruction_si_sdr"] = segment_median(
-            si_sdr, reference, reconstructed, rate, segment_seconds
-        )
-    segment = int(round(segment_seconds * rate))
-    errors = []
-    for start in range(0, length - segment + 1, segment):
+        scores["reconstruction_si_sdr"] = segment_values(si_sdr, reference, reconstructed, segment)
+
+    # The same segments as `segment_values`: a trailing piece of at least half a segment counts.
+    scores["additivity"] = []
+    for start in range(0, length - segment // 2, segment):
         piece = slice(start, start + segment)
-        if is_silent(reference[:, piece]):
+        if is_silent(reference[:, piece]) or piece_too_short(
+            model, min(length, piece.stop) - start
+        ):
             continue
-        errors.append(
+        scores["additivity"].append(
             additivity_error(model, mixture[:, piece], vocals[:, piece], accompaniment[:, piece])
         )
-    result["additivity"] = float(np.median(errors)) if errors else None
-    return result
+    return scores
+
+
+def piece_too_short(model, samples: int) -> bool:
+    return isinstance(model, ModCosAutoencoder) and samples < model.config.kernel_length
+
+
+def median_scores(scores: dict[str, list[float]]) -> dict[str, float | None]:
+    return {key: (float(np.median(values)) if values else None) for key, values in scores.items()}
+
+
+def paper_metrics(
+    model, track: Track, segment_seconds: float = 1.0, rule: str = "paper"
+) -> dict[str, float | None]:
+    """Medians of `segment_scores` over one track."""
+    return median_scores(segment_scores(model, track, segment_seconds, rule))
 
 
 # ---------------------------------------------------------------- the separator
