@@ -178,7 +178,7 @@ class ModCosTask:
                 else f"validation after epoch {epoch}"
             )
             raise TrainingDiverged(
-                f"training diverged: the {self.kind} loss became {float(value)} at {where}; stopped, and the "
+                f"training diverged: the {self.kind} loss became {float(value.detach())} at {where}; stopped, and the "
                 "checkpoint keeps the last completed epoch (try a lower --learning-rate)"
             )
         return value
