@@ -303,12 +303,14 @@ def surgery(
     assignment: UnitAssignment,
     mode: str = "decode",
     code: torch.Tensor | None = None,
+    wanted: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Separate a mono mixture `(samples,)` at the coder's rate: `{source: (samples,)}`.
 
     `decode`: each source keeps its units (weights), the rest are zeroed; decode, overlap-add,
     unscale and invert with the mixture phase; a source with no units is silence. `mask`:
-    ratio masks `M_s / sum M` of those decoded magnitudes, applied to the mixture STFT."""
+    ratio masks `M_s / sum M` of those decoded magnitudes, applied to the mixture STFT.
+    `wanted` limits the output (and, in decode mode, the work) to some sources."""
     if mode not in MODES:
         raise InputError(f"surgery mode must be {' or '.join(MODES)}, got '{mode}'")
     weights = torch.as_tensor(np.asarray(assignment.weights), dtype=torch.float32)
@@ -321,6 +323,13 @@ def surgery(
     if code is None:
         code = coder.code(coder.scaled(spectrum))
     check_code(code, "this mixture")
+    names = list(assignment.sources)
+    if wanted is not None and mode == "decode":
+        unknown = [source for source in wanted if source not in names]
+        if unknown:
+            raise InputError(f"unknown source '{unknown[0]}' (sources: {', '.join(names)})")
+        weights = weights[[names.index(source) for source in wanted]]
+        names = list(wanted)
     planes = coder.surgery(spectrum, weights, code)
     silent = ~torch.any(weights != 0, dim=1).to(planes.device)
     if mode == "decode":
@@ -332,7 +341,11 @@ def surgery(
         magnitudes = magnitudes * (~silent).to(magnitudes.dtype)[:, None, None]
         masks = magnitudes / magnitudes.sum(dim=0, keepdim=True).clamp_min(1e-12)
         waves = coder.frontend.decode(masks * spectrum[None], len(samples))
-    return {source: waves[index].cpu().numpy() for index, source in enumerate(assignment.sources)}
+    return {
+        source: waves[index].cpu().numpy()
+        for index, source in enumerate(names)
+        if wanted is None or source in wanted
+    }
 
 
 def evaluate_surgery(
@@ -348,7 +361,7 @@ def evaluate_surgery(
         raise InputError(
             f"track '{track.name}' has none of the sources {', '.join(assignment.sources)}"
         )
-    estimates = surgery(coder, mono, assignment, mode)
+    estimates = surgery(coder, mono, assignment, mode, wanted=present)
     rate = coder.sample_rate
     scores = {}
     for source in present:

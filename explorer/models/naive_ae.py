@@ -209,11 +209,24 @@ def overlap_add(patches: torch.Tensor, layout: PatchLayout, bins: int, frames: i
     shape = (bins + bins_before + bins_after, frames + frames_before + frames_after)
     kernel = (layout.patch_bins, layout.patch_frames)
     stride = (layout.bin_step, layout.frame_step)
-    columns = patches.T[None]
-    total = nn.functional.fold(columns, shape, kernel, stride=stride)[0, 0]
-    count = nn.functional.fold(torch.ones_like(columns), shape, kernel, stride=stride)[0, 0]
+    total = nn.functional.fold(patches.T[None], shape, kernel, stride=stride)[0, 0]
+    # The coverage count is separable: patches per bin times patches per frame.
+    count = _coverage(shape[0], layout.patch_bins, layout.bin_step, patches.dtype, patches.device)[
+        :, None
+    ] * _coverage(shape[1], layout.patch_frames, layout.frame_step, patches.dtype, patches.device)
     plane = total / count.clamp_min(1.0)
     return plane[bins_before : bins_before + bins, frames_before : frames_before + frames]
+
+
+def _coverage(
+    length: int, patch: int, step: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """How many patches cover each index of a padded axis of `length`: `(length,)`."""
+    starts = torch.arange(0, length - patch + 1, step, device=device)
+    count = torch.zeros(length + 1, dtype=dtype, device=device)
+    count.index_add_(0, starts, torch.ones(len(starts), dtype=dtype, device=device))
+    count.index_add_(0, starts + patch, -torch.ones(len(starts), dtype=dtype, device=device))
+    return torch.cumsum(count, 0)[:length]
 
 
 def patch_grid(bins: int, frames: int, layout: PatchLayout) -> tuple[int, int]:

@@ -236,3 +236,29 @@ def _task(model_config: dict[str, Any], data: TrainingData) -> NaiveAETask:
 
 
 register_task(naive_ae.KIND, _task)
+
+
+def store_calibration(path: str) -> list[int]:
+    """Calibrate a checkpoint's code units on synthetic isolated notes (k-means, as the
+    separator does at load time) and store the assignment in it, so loading is instant.
+    Returns the number of units per source."""
+    from explorer.models import registry
+
+    payload = registry.load_checkpoint(path, naive_ae.KIND)
+    config = NaiveAEConfig.from_dict(payload["config"])
+    network = naive_ae.build_network(config, payload["state_dict"])
+    labels = naive_ae.calibrate(naive_ae.PatchCoder(network))
+    state = dict(payload["state_dict"])
+    state["unit_sources"] = torch.from_numpy(labels)
+    registry.save_checkpoint(
+        path, naive_ae.KIND, payload["config"], state, payload["provenance"], payload.get("extra")
+    )
+    return [int(np.sum(labels == index)) for index in range(len(config.sources))]
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "calibrate":
+        sys.exit("usage: python -m explorer.training.naive_ae_task calibrate CHECKPOINT")
+    print("units per source:", store_calibration(sys.argv[2]))
