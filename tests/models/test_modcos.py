@@ -66,7 +66,7 @@ def test_kernels_match_direct_numpy_evaluation(kind):
     frequency = decoder.frequency.detach().numpy()
     power = model.config.power
     phase = decoder.phase.detach().numpy()
-    envelope = decoder.envelope.detach().numpy()
+    envelope = decoder.envelopes().detach().numpy()
     time = np.arange(model.config.kernel_length)
     expected = (
         np.cos(2 * np.pi * frequency[:, None] ** power * time[None, :] + phase[:, None]) * envelope
@@ -88,8 +88,13 @@ def test_initial_kernel_frequencies_are_the_mel_frequencies():
     np.testing.assert_allclose(
         code.kernel_frequencies_hertz(), (mel / 44100) ** 2 * 44100, rtol=1e-5
     )
-    # Envelopes start at 1 / (C + L).
-    assert torch.allclose(code.decoder.envelope, torch.full((6, 32), 1 / 38))
+    # Envelopes start at 1 / (C + L): the parameter itself (the code's "absolute" steps), or a
+    # unit parameter times that scale ("relative" steps, our default).
+    assert torch.allclose(code.decoder.envelopes(), torch.full((6, 32), 1 / 38))
+    assert torch.equal(code.decoder.envelope.detach(), torch.ones(6, 32))
+    absolute = modcos.ModCosAutoencoder(tiny(envelope_step="absolute"))
+    assert torch.allclose(absolute.decoder.envelope.detach(), torch.full((6, 32), 1 / 38))
+    torch.testing.assert_close(absolute.decoder.envelopes(), code.decoder.envelopes())
 
 
 @pytest.mark.parametrize("kind", ["modcos", "modcos-sinc", "modcos-cos"])
@@ -215,7 +220,7 @@ def test_training_loss_terms_follow_the_config():
     mixture = centred + accompaniment
     mixture = mixture - mixture.mean()
     expected_snr = float(modcos.neg_snr(centred, model(centred)).detach())
-    expected_tv = float(modcos.total_variation(model.encode(mixture)))
+    expected_tv = float(modcos.total_variation(model.encode(mixture)).detach())
     assert parts["neg_snr"] == pytest.approx(expected_snr)
     assert parts["tv"] == pytest.approx(expected_tv)
     assert float(value) == pytest.approx(expected_snr + 0.5 * expected_tv)
