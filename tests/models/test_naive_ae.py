@@ -296,3 +296,53 @@ def test_training_pretrains_fine_tunes_and_loads_as_a_separator(tmp_path) -> Non
     assert float(task.network.ceiling) > 0
     separator = registry.load_separator(str(tmp_path / "n.pt"), torch.device("cpu"))
     assert set(separator.separate(noisy_track(0.5))) == set(NaiveAEConfig().sources)
+
+
+def test_cli_trains_and_separates_with_a_naive_ae_checkpoint(tmp_path, capsys) -> None:
+    pytest.importorskip("explorer.data.synth")
+    from explorer.audio.io import write_audio
+    from explorer.cli import main
+
+    checkpoint = tmp_path / "tiny.pt"
+    arguments = [
+        "train",
+        "--model",
+        "naive-ae",
+        "--data",
+        "instruments:2x1",
+        "--epochs",
+        "1",
+        "--out",
+        str(checkpoint),
+        "--set",
+        "hidden=[16,8]",
+        "--set",
+        "patch_length=5",
+        "--set",
+        "rbm_epochs=1",
+        "--device",
+        "cpu",
+    ]
+    assert main(arguments) == 0
+    audio = write_audio(tmp_path / "song.wav", noisy_track(0.5).mixture, 44100)
+    assert (
+        main(
+            [
+                "separate",
+                str(audio),
+                "--model",
+                str(checkpoint),
+                "--out",
+                str(tmp_path / "out"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert sorted(path.stem for path in (tmp_path / "out" / "song").iterdir()) == sorted(
+        NaiveAEConfig().sources
+    )
+    capsys.readouterr()
+    assert main(arguments[:-2] + ["--set", "orientation=diagonal"]) == 2
+    assert "orientation must be time or transposed" in capsys.readouterr().err
