@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from explorer.audio.frontends import STFT, make_frontend
+from explorer.audio.io import to_mono
 from explorer.audio.metrics import segment_median, si_sdr, target_bss_eval
 from explorer.data.track import ACCOMPANIMENT, Track
 from explorer.device import describe, resolve_device
@@ -115,6 +116,7 @@ class Separation:
     probe_seconds: float = 0.0
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
     original: dict[str, np.ndarray] = field(default_factory=dict)
+    separator: Separator | None = None  # kept for probes of other blocks and the NCA
 
     def __post_init__(self) -> None:
         if not self.original:
@@ -165,7 +167,9 @@ class MaskLayer:
         self.spectrum = spectrum
         self.offset = offset
         self.length = length
-        self.original = np.clip(np.asarray(probe.values, dtype=np.float32), 0.0, 1.0)
+        # Not clipped: a skip-filtering mask may exceed 1, and the edited audio must equal the
+        # model's own masking where the user changed nothing.
+        self.original = np.asarray(probe.values, dtype=np.float32).copy()
         self.values = self.original.copy()
 
     @property
@@ -456,8 +460,9 @@ class Session:
         samples = _match_channels(samples[:, : stop - start], target.shape[0])
         target[:, start:stop] = samples
         audio = AudioEdit(layer.stem, start, samples, time.perf_counter())
-        self.events.emit(MASK, layer=layer, frames=(edit.frame_start, edit.frame_stop))
+        # Audio first: the engine swaps the samples in before any view redraws.
         self.events.emit(AUDIO_EDIT, edit=audio)
+        self.events.emit(MASK, layer=layer, frames=(edit.frame_start, edit.frame_stop))
         self.events.emit(HISTORY, undo=self.can_undo, redo=self.can_redo)
         return audio
 
@@ -505,6 +510,7 @@ def separate_job(
         dict(found),
         0.0,
         span,
+        separator=separator,
     )
 
 
@@ -516,11 +522,14 @@ def metrics_job(
     scored = [stem for stem in stems if stem in track.stems]
     scores: dict[str, dict[str, float | None]] = {}
     for index, stem in enumerate(scored):
-        reference, estimate = track.stems[stem], stems[stem]
+        reference, estimate, mixture = track.stems[stem], stems[stem], track.mixture
+        if estimate.shape[0] != reference.shape[0]:
+            # A mono model (the papers' DAEs) is scored on the mono downmix.
+            reference, estimate, mixture = to_mono(reference), to_mono(estimate), to_mono(mixture)
         values: dict[str, float | None] = {
             "si_sdr": segment_median(si_sdr, reference, estimate, track.sample_rate)
         }
-        values.update(target_bss_eval(reference, estimate, track.mixture, track.sample_rate))
+        values.update(target_bss_eval(reference, estimate, mixture, track.sample_rate))
         scores[stem] = values
         yield Progress(index + 1, len(scored), f"scored {stem}")
     return scores

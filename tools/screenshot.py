@@ -112,9 +112,7 @@ def main() -> int:
         window.session.select(block=2)
         window.compute_nca()
         settle()
-        window.session.set_current(args.model)  # hear and edit the oracle's mask...
-        settle()
-        window.matrix_dock.raise_()  # ...but show the learned model's couplings
+        window.matrix_dock.raise_()
         if window.matrix.views:
             rows = window.matrix.views[0].matrix.values.shape[0]
             window.matrix.select_cell(rows // 8, rows // 8)

@@ -1159,6 +1159,11 @@ class MainWindow(QMainWindow):
         self.playback.close()
 
 
+def short_name(model: str) -> str:
+    """A model's name for titles: a checkpoint path becomes its file stem."""
+    return Path(model).stem if model.endswith((".pt", ".pth", ".ckpt")) else model
+
+
 def _trainable_kinds() -> list[str]:
     try:
         from explorer.training import tasks

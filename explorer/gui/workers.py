@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from explorer.progress import Job, Progress
 
@@ -148,7 +148,9 @@ def start_job(factory: JobFactory, name: str, parent: QObject | None = None) -> 
     worker = JobWorker(factory, name)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.done.connect(thread.quit)
+    # Direct: quit from the worker's thread. Queued, it would wait for the GUI thread, which
+    # may be the one blocked in `wait()` (shutdown), and the thread would never end.
+    worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     handle = JobHandle(worker, thread)
     thread.finished.connect(worker.deleteLater)
     thread.start()

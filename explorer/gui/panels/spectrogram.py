@@ -87,6 +87,7 @@ class SpectrogramPanel(QWidget):
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.graphics.scene().sigMouseClicked.connect(self._mouse_clicked)
         self._stem_rows: list[str] = []
+        self._stem_plots: list[pg.PlotItem] = []
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self) -> None:
@@ -232,9 +233,11 @@ class SpectrogramPanel(QWidget):
 
     def _relayout(self) -> None:
         """Rebuild the stem rows below the mixture (estimate left, true right)."""
+        for plot in self._stem_plots:
+            self.graphics.removeItem(plot)
+        self._stem_plots = []
         for key, view in self.views.items():
-            if key != MIXTURE and view.plot is not None:
-                self.graphics.removeItem(view.plot)
+            if key != MIXTURE:
                 view.plot = view.image = view.playhead = None
         self.frequency_lines = [
             (plot, line) for plot, line in self.frequency_lines if plot is self.master
@@ -260,6 +263,7 @@ class SpectrogramPanel(QWidget):
                 view = self.views.get(prefix + stem)
                 if view is not None:
                     plot = self._make_plot(view.key, row, column, 1 if len(columns) > 1 else 2)
+                    self._stem_plots.append(plot)
                     self._attach(view, plot)
         last_row = [
             self.views[prefix + stems[-1]].plot

@@ -140,6 +140,7 @@ class TransportPanel(QWidget):
         while self.stem_grid.count():
             item = self.stem_grid.takeAt(0)
             if item.widget() is not None:
+                item.widget().hide()  # at once: deleteLater waits for the event loop
                 item.widget().deleteLater()
         self.stem_widgets.clear()
         for row, stem in enumerate(stems):
