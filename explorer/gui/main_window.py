@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.block_starts: list[float] = []
         self._dialogs: list[QWidget] = []
         self._metrics_again = False
+        self._metrics_stale = False
         self._quitting = False
 
         self._build_panels()
@@ -713,11 +714,16 @@ class MainWindow(QMainWindow):
         self._guard(self.session.redo)()
 
     # ------------------------------------------------------------------ metrics
-    def compute_metrics(self) -> None:
-        """Score the shown result (with its edits) against the true stems, in a worker."""
+    def compute_metrics(self, force: bool = False) -> None:
+        """Score the shown result (with its edits) against the true stems, in a worker. A
+        hidden metrics panel skips the work until it is shown (BSS Eval costs seconds)."""
         track, result = self.session.track, self.session.result
         if track is None or result is None or not track.stems:
             return
+        if not force and self.metrics_dock.visibleRegion().isEmpty():
+            self._metrics_stale = True
+            return
+        self._metrics_stale = False
         if "metrics" in self.jobs:
             self._metrics_again = True
             return

@@ -36,6 +36,8 @@ def test_separate_two_models_metrics_and_switching(qtbot, separated):
     assert {"estimate:vocals", "estimate:drums"} <= set(window.spectrograms.views)
     assert set(window.playback.stem_names) >= {"vocals", "drums", "bass", "other"}
     assert window.playback.source == "separation"
+    assert window._metrics_stale  # a hidden metrics panel waits until it is shown
+    window.compute_metrics(force=True)
     qtbot.waitUntil(lambda: bool(window.session.results["oracle-irm"].metrics), timeout=30000)
     vocals = window.session.results["oracle-irm"].metrics["vocals"]
     assert set(vocals) == {"si_sdr", "sdr", "sir", "sar"} and vocals["sdr"] > 0
@@ -123,6 +125,7 @@ def test_mask_tools_rectangle_brush_threshold_invert_reset(qtbot, separated):
 
 def test_export_stems_mask_metrics_and_panels(qtbot, separated, tmp_path):
     window = separated
+    window.compute_metrics(force=True)
     qtbot.waitUntil(lambda: bool(window.session.result.metrics), timeout=30000)
     window._refresh_metrics()
     window.session.toggle_cell(10, 10)
