@@ -125,6 +125,17 @@ def edit(device: torch.device) -> str:
 
 def run() -> str:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    # One thread: the CPU is shared, and a second OpenMP thread that waits on a busy core
+    # makes timings meaningless; the multiple of real time is per core.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _tables(devices)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _tables(devices: list[torch.device]) -> str:
     threads = torch.get_num_threads()
     parts = [
         f"Paper size C=800, L=2048, S=384, L'=5, D=10; torch threads: {threads}. FLOPs count "
