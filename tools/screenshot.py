@@ -118,6 +118,7 @@ def main() -> int:
             window.matrix.select_cell(rows // 8, rows // 8)
     else:
         window.matrix_dock.raise_()
+    window.metrics_dock.raise_()  # a shown metrics panel computes its scores
     window.seek(2.2)
     settle()
     out = Path(args.out)

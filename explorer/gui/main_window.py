@@ -599,20 +599,22 @@ class MainWindow(QMainWindow):
             self.separate(path)
 
     def _result_chosen(self) -> None:
-        model = self.result_box.currentText()
+        model = self.result_box.currentData()
         if model and model != self.session.current:
             self._guard(self.session.set_current)(model)
 
     def _on_results(self, results) -> None:
         self.result_box.blockSignals(True)
         self.result_box.clear()
-        self.result_box.addItems(list(results))
+        for model in results:
+            self.result_box.addItem(short_name(model), model)
         self.result_box.blockSignals(False)
         self._refresh_metrics()
 
     def _on_current(self, result) -> None:
-        if self.result_box.currentText() != result.model:
-            self.result_box.setCurrentText(result.model)
+        index = self.result_box.findData(result.model)
+        if index >= 0 and index != self.result_box.currentIndex():
+            self.result_box.setCurrentIndex(index)
         self._show_device(result.device)
         audible = audible_stems(result.stems)
         muted = tuple(stem for stem in result.stems if stem not in audible)
@@ -623,7 +625,11 @@ class MainWindow(QMainWindow):
         self.spectrograms.remove_prefix("estimate:")
         self.spectrograms.set_spectrograms(
             [
-                (f"estimate:{stem}", f"{stem} ({result.model})", self._estimate_image(stem, result))
+                (
+                    f"estimate:{stem}",
+                    f"{stem} ({short_name(result.model)})",
+                    self._estimate_image(stem, result),
+                )
                 for stem in result.stems
             ]
         )
@@ -817,6 +823,10 @@ class MainWindow(QMainWindow):
         extra = "" if model_snr is None else f", model SNR→true {model_snr:.1f} dB"
         self.matrix.set_block_text(
             f"block {self.session.selection.block + 1}: {outcome['start']:.2f} s, T = {outcome['frames']}{extra}"
+        )
+        self.status(
+            f"couplings of block {self.session.selection.block + 1} ready "
+            f"({', '.join(outcome['matrices'])})"
         )
 
     # ------------------------------------------------------------------ training

@@ -331,3 +331,106 @@ def test_training_that_raises_and_closing_during_training(qtbot, opened, tmp_pat
     window.close()
     assert not window.isVisible()
     assert "train" not in window.jobs or not window.jobs["train"].is_running()
+
+
+def test_dropping_a_non_audio_file_gets_a_dialog(qtbot, opened, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window = opened
+    text = tmp_path / "readme.md"
+    text.write_text("# not audio")
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(text))])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        data,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(event)
+    wait_for_jobs(qtbot, window)
+    assert "not a supported audio file" in window.errors[-1]
+    assert window.session.track.name == "demo-excerpt"
+
+
+def test_dataset_browser_lists_tracks_with_their_subset(qtbot, track_folder, tmp_path):
+    import shutil
+
+    from explorer.gui.dialogs import DatasetBrowser
+
+    root = tmp_path / "musdb18hq"
+    shutil.copytree(track_folder, root / "train" / "Song A")
+    shutil.copytree(track_folder, root / "test" / "Song B")
+    browser = DatasetBrowser(str(root))
+    qtbot.addWidget(browser)
+    rows = [
+        (browser.tree.topLevelItem(i).text(0), browser.tree.topLevelItem(i).text(1))
+        for i in range(browser.tree.topLevelItemCount())
+    ]
+    assert rows == [("Song A", "train"), ("Song B", "test")]
+    browser.subset_box.setCurrentText("test")
+    assert browser.tree.topLevelItemCount() == 1
+    chosen = []
+    browser.track_chosen.connect(chosen.append)
+    browser.tree.setCurrentItem(browser.tree.topLevelItem(0))
+    browser._open()
+    assert chosen == [str(root / "test" / "Song B")]
+    browser.root_edit.setText(str(tmp_path / "missing"))
+    browser.refresh()
+    assert "not a folder" in browser.message.text()
+
+
+def test_probe_panels_follow_any_model_kernels_activations_matrices(qtbot, opened):
+    """One panel per probe type: a model that returns Kernels, Activations and a Matrix gets
+    them drawn, and picking a kernel highlights its activation row."""
+    from explorer.models.probes import Activations, Kernels, Matrix
+    from explorer.session import Separation
+
+    window = opened
+    track = window.session.track
+    sample_rate = track.sample_rate
+    time_axis = np.arange(256) / sample_rate
+    kernels = Kernels(
+        "learned kernels",
+        np.stack([np.cos(2 * np.pi * f * time_axis) for f in (300.0, 3000.0)]),
+        sample_rate,
+        np.array([300.0, 3000.0]),
+    )
+    activations = Activations(
+        "representation",
+        np.abs(np.random.default_rng(0).standard_normal((2, 100))),
+        1024,
+        sample_rate,
+    )
+    matrix = Matrix("weights", np.eye(8), metrics={"tod_r": 9.5})
+    stems = {
+        "vocals": track.stems["vocals"].copy(),
+        "accompaniment": track.stems["accompaniment"].copy(),
+    }
+    window.session.add_result(
+        Separation(
+            "fake-modcos",
+            "cpu",
+            0.1,
+            stems,
+            {"kernels": kernels, "activations/a": activations, "matrix/w": matrix},
+            0.0,
+            track.seconds,
+        )
+    )
+    assert window.kernels.probe is kernels and window.kernels.list.count() == 2
+    assert list(window.activations.layers) == ["activations/a"]
+    assert (
+        window.matrix.view_box.currentText() == "weights"
+        and "TOD-R 9.5" in window.matrix.views[0].plot.titleLabel.text
+    )
+    window.kernels.list.setCurrentRow(1)
+    assert window.session.selection.kernel == 1
+    assert window.activations.selected == {"activations/a": (1,)}
+    assert window.mask_panel.layer is None  # no Mask probe: nothing to edit
+    assert not window.matrix.compute_button.isEnabled()
+    window.step_block(1)  # no NCA for this model: a status message, no crash
+    assert "NCA needs" in window.message_label.text()
+    assert window.errors == []

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.audio.io import atomic_output
-from explorer.gui.panels.common import lookup_table, style_plot
+from explorer.gui.panels.common import AxisLink, lookup_table, style_plot
 from explorer.models.probes import Matrix
 
 NCA_VIEW = "NCA strategies"
@@ -89,7 +89,7 @@ class MatrixPanel(QWidget):
         self.profile.setBackground("#15161a")
         self.profile.setMaximumHeight(170)
         style_plot(self.profile.getPlotItem(), "click a matrix cell", "weight", "index")
-        self.profile.addLegend(offset=(10, 5))
+        self.profile.addLegend(offset=(-10, 5), brush=pg.mkBrush(20, 20, 26, 200))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(self.controls)
@@ -101,6 +101,7 @@ class MatrixPanel(QWidget):
         self.controls = QHBoxLayout()
         self.view_box = QComboBox()
         self.view_box.setToolTip("which matrix to show")
+        self.view_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.view_box.currentTextChanged.connect(lambda _: self._show())
         self.strategy_boxes = {name: QCheckBox(name) for name in STRATEGIES}
         for box in self.strategy_boxes.values():
@@ -192,15 +193,18 @@ class MatrixPanel(QWidget):
         return [m for m in self.probe_matrices.values() if m.label == name]
 
     def _show(self) -> None:
+        """Lay the shown matrices out in a grid (2 x 2 for the four strategies), sharing zoom."""
         self.graphics.clear()
         self.views = []
-        first = None
-        for column, matrix in enumerate(self.shown()):
-            plot = self.graphics.addPlot(row=0, col=column)
+        shown = self.shown()
+        columns = max(1, int(np.ceil(np.sqrt(len(shown)))))
+        links: tuple[AxisLink, AxisLink] | None = None
+        for index, matrix in enumerate(shown):
+            plot = self.graphics.addPlot(row=index // columns, col=index % columns)
             style_plot(plot, matrix_title(matrix), matrix.row_label, matrix.column_label)
             plot.setTitle(matrix_title(matrix), size="8pt")
             plot.invertY(True)
-            plot.setAspectLocked(True)
+            plot.vb.disableAutoRange()
             image = pg.ImageItem(axisOrder="row-major")
             image.setLookupTable(lookup_table("CET-L1"))
             values = np.abs(np.asarray(matrix.values, dtype=np.float32))
@@ -208,12 +212,18 @@ class MatrixPanel(QWidget):
             image.setImage(values, levels=(0.0, max(high, 1e-9)), autoLevels=False)
             image.setRect(-0.5, -0.5, values.shape[1], values.shape[0])
             plot.addItem(image)
-            if first is None:
-                first = plot
+            plot.setRange(
+                xRange=(-0.5, values.shape[1] - 0.5),
+                yRange=(-0.5, values.shape[0] - 0.5),
+                padding=0,
+            )
+            if links is None:
+                links = (AxisLink(plot, "x"), AxisLink(plot, "y"))
             else:
-                plot.setXLink(first)
-                plot.setYLink(first)
+                links[0].add(plot)
+                links[1].add(plot)
             self.views.append(MatrixView(matrix, plot, image, []))
+        self._links = links
         if self.selection is not None:
             self.select_cell(*self.selection)
 

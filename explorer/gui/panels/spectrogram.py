@@ -105,7 +105,7 @@ class SpectrogramPanel(QWidget):
             lambda _: self.set_levels(self.low_box.value(), self.high_box.value())
         )
         self.accompaniment_box = QCheckBox("accompaniment")
-        self.accompaniment_box.setToolTip("show the accompaniment rows (drums + bass + other)")
+        self.accompaniment_box.setToolTip("show the accompaniment rows (drums + bass + other) too")
         self.accompaniment_box.toggled.connect(lambda _: self._relayout())
         self.readout_label = QLabel("")
         self.readout_label.setMinimumWidth(260)
@@ -242,15 +242,7 @@ class SpectrogramPanel(QWidget):
         self.frequency_lines = [
             (plot, line) for plot, line in self.frequency_lines if plot is self.master
         ]
-        stems: list[str] = []
-        for key in self.views:
-            if key == MIXTURE:
-                continue
-            stem = key.split(":", 1)[1]
-            if stem == "accompaniment" and not self.accompaniment_box.isChecked():
-                continue
-            if stem not in stems:
-                stems.append(stem)
+        stems = self._stem_rows_to_show()
         has_estimates = any(key.startswith("estimate:") for key in self.views)
         has_truth = any(key.startswith("true:") for key in self.views)
         columns = [
@@ -277,6 +269,16 @@ class SpectrogramPanel(QWidget):
                 plot.setLabel("bottom", "time (s)")
         self.graphics.setMinimumHeight(ROW_HEIGHT * (1 + len(stems)))
         self._stem_rows = stems
+
+    def _stem_rows_to_show(self) -> list[str]:
+        """With estimates: the stems the model gives (each beside its true stem); without:
+        every true stem. `accompaniment` only when asked for, or when it is the only other."""
+        estimated = [key.split(":", 1)[1] for key in self.views if key.startswith("estimate:")]
+        stems = estimated or [key.split(":", 1)[1] for key in self.views if key.startswith("true:")]
+        others = [stem for stem in stems if stem not in ("vocals", "accompaniment")]
+        if not self.accompaniment_box.isChecked() and others:
+            stems = [stem for stem in stems if stem != "accompaniment"]
+        return stems
 
     def plots(self) -> list[pg.PlotItem]:
         return [view.plot for view in self.views.values() if view.plot is not None]
