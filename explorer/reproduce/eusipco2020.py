@@ -232,8 +232,11 @@ def _row2(
 def _data(spec: str, settings: Plan) -> tuple[TrainingData, list[Track]]:
     data = resolve_data(spec)
     if settings.train_tracks is not None:
+        # Few tracks: load (or render) them once for all the models trained.
         data = TrainingData(
-            data.description, data.train[: settings.train_tracks], data.validation[:2]
+            data.description,
+            tuple(map(_loaded, data.train[: settings.train_tracks])),
+            tuple(map(_loaded, data.validation[:2])),
         )
     sources: list[TrackSource] = test_tracks(spec)
     if settings.test_tracks is not None:
@@ -249,6 +252,11 @@ def _data(spec: str, settings: Plan) -> tuple[TrainingData, list[Track]]:
     if not tests:
         raise InputError(f"no test tracks in {spec}")
     return data, tests
+
+
+def _loaded(source: TrackSource) -> TrackSource:
+    track = source.load()
+    return TrackSource(source.name, lambda: track)
 
 
 # ---------------------------------------------------------------- training and scoring
