@@ -114,3 +114,24 @@ def training_job(parameters: dict, track_input: str | None, device: str) -> Job[
         model_config["frontend"] = parameters["frontend"]
     task = tasks.build_task(parameters["kind"], model_config, data)
     return (yield from train(task, config, resolve_device(device), Path(parameters["out"])))
+
+
+SURGERY_STEM = "selected units"
+
+
+def unit_surgery_job(separator: Any, track: Track, units: tuple[int, ...]) -> Job[np.ndarray]:
+    """Code-unit surgery (explorer.analysis.codelayer): the track decoded from the selected
+    code units only, `(1, samples)` at the track's rate."""
+    from explorer.analysis import codelayer
+    from explorer.audio.io import resample
+
+    yield Progress(0, 1, f"decoding from {len(units)} unit(s)")
+    prepared = separator.prepare(track)
+    assignment = codelayer.assign_units(
+        (SURGERY_STEM,), separator.config.code_size, {SURGERY_STEM: [int(unit) for unit in units]}
+    )
+    wave = codelayer.surgery(separator.coder, prepared.mixture[0], assignment)[SURGERY_STEM][None]
+    if separator.sample_rate != track.sample_rate:
+        wave = resample(wave, separator.sample_rate, track.sample_rate)
+    yield Progress(1, 1, "surgery done")
+    return wave.astype(np.float32)

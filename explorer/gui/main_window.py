@@ -35,11 +35,13 @@ from explorer.gui import spectra
 from explorer.gui.dialogs import DatasetBrowser, ShortcutsDialog
 from explorer.gui.jobs import (
     MIXTURE,
+    SURGERY_STEM,
     nca_block_job,
     open_job,
     separation_job,
     source_means_job,
     training_job,
+    unit_surgery_job,
 )
 from explorer.gui.panels.activations import ActivationsPanel
 from explorer.gui.panels.kernels import KernelsPanel
@@ -351,6 +353,7 @@ class MainWindow(QMainWindow):
         mask.redo_requested.connect(self.redo)
         mask.readout.connect(self.readout_label.setText)
         self.activations.source_means_requested.connect(self.compute_source_means)
+        self.activations.surgery_requested.connect(lambda key, units: self.listen_to_units(units))
         self.activations.units_selected.connect(
             lambda _, units: self.session.select(units=tuple(units))
         )
@@ -656,6 +659,9 @@ class MainWindow(QMainWindow):
         bin_hertz = frontend.sample_rate / frontend.config.n_fft if frontend is not None else None
         matrices = {key: probe for key, probe in found.items() if isinstance(probe, Matrix)}
         self.matrix.set_probe_matrices(matrices, bin_hertz)
+        self.activations.surgery_keys = (
+            {"activations/code"} if hasattr(separator, "coder") else set()
+        )
         available, reason = _nca_available(separator)
         self.matrix.set_nca_available(available, reason)
         self.block_starts = []
@@ -763,6 +769,31 @@ class MainWindow(QMainWindow):
             "activations",
             lambda: source_means_job(separator, track, seconds),
             self.activations.show_source_means,
+        )
+
+    def listen_to_units(self, units: tuple[int, ...]) -> None:
+        """Code-unit surgery in a worker, then play the result soloed as its own stem."""
+        track, result = self.session.track, self.session.result
+        separator = getattr(result, "separator", None)
+        if track is None or not hasattr(separator, "coder"):
+            self.status("unit surgery needs the naive autoencoder (its code layer decodes alone)")
+            return
+        self.run_job(
+            "surgery",
+            lambda: unit_surgery_job(separator, track, tuple(units)),
+            lambda wave: self._surgery_done(wave, units),
+        )
+
+    def _surgery_done(self, wave, units) -> None:
+        self.playback.mixer.set_stem(SURGERY_STEM, wave)
+        stems = list(self.playback.stem_names)
+        for stem in stems:
+            self.playback.set_solo(stem, stem == SURGERY_STEM)
+        self.transport.set_stems(stems)
+        self.transport.stem_widgets[SURGERY_STEM][0].setChecked(True)
+        self.transport.ab_button.setChecked(False)
+        self.status(
+            f"soloed: the track decoded from unit(s) {', '.join(map(str, units))} — press Space"
         )
 
     def select_block_at(self, seconds: float) -> None:

@@ -56,6 +56,7 @@ class LayerView:
 class ActivationsPanel(QWidget):
     units_selected = Signal(str, object)  # probe key, tuple of unit indices
     source_means_requested = Signal()
+    surgery_requested = Signal(str, object)  # probe key, units: listen to them alone
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -75,6 +76,13 @@ class ActivationsPanel(QWidget):
         self.means_button.setToolTip("mean activation of each unit for each true stem fed alone")
         self.means_button.clicked.connect(self.source_means_requested)
         self.means_button.setEnabled(False)
+        self.surgery_button = QPushButton("Listen to selected units")
+        self.surgery_button.setToolTip(
+            "code-unit surgery: decode the track from the selected units only"
+        )
+        self.surgery_button.setEnabled(False)
+        self.surgery_button.clicked.connect(self._surgery)
+        self.surgery_keys: set[str] = set()  # probe keys whose units the model can decode alone
         self.selection_label = QLabel("click a row to select a unit (Ctrl adds)")
         controls = QHBoxLayout()
         for widget in (
@@ -111,6 +119,7 @@ class ActivationsPanel(QWidget):
         self.graphics.clear()
         self.layers.clear()
         self.selected.clear()
+        self.surgery_button.setEnabled(False)
         self.means_plot = None
         activations = [
             (key, probe) for key, probe in found.items() if isinstance(probe, Activations)
@@ -208,6 +217,15 @@ class ActivationsPanel(QWidget):
                     f"of {view.probe.label}"
                 )
                 self.units_selected.emit(key, self.selected[key])
+                self.surgery_button.setEnabled(
+                    key in self.surgery_keys and bool(self.selected[key])
+                )
+                return
+
+    def _surgery(self) -> None:
+        for key, units in self.selected.items():
+            if key in self.surgery_keys and units:
+                self.surgery_requested.emit(key, units)
                 return
 
     def show_source_means(self, means: dict[str, dict[str, np.ndarray]]) -> None:
