@@ -178,3 +178,13 @@ def test_bad_config_is_an_input_error() -> None:
         dae.DAEConfig(frontend="nope")
     with pytest.raises(InputError, match="unknown DAE config keys"):
         dae.DAEConfig.from_dict({"kind": "dae", "depth": 3})
+
+
+@pytest.mark.parametrize("name", dae.KINDS)
+def test_shipped_demo_weights_load_and_separate(name: str) -> None:
+    if not (registry.RESOURCES / f"{name}.pt").is_file():
+        pytest.skip(f"resources/{name}.pt is not shipped in this checkout")
+    separator = registry.load_separator(name, torch.device("cpu"))
+    assert isinstance(separator, dae.DAESeparator) and separator.kind == name
+    result = separator.separate(random_track(0.5))
+    assert np.all(np.isfinite(result["vocals"])) and np.any(result["vocals"])
