@@ -130,7 +130,7 @@ def train_run(args: argparse.Namespace, seed: int, device) -> dict[str, Any]:
         config = TrainingConfig(**_training_overrides(args), seed=seed)
         data_spec = args.data
         out = _output_path(args, kind, seed)
-    data = resolve_data(data_spec)
+    data = resolve_data(data_spec, tasks.data_target(kind))
     seed_everything(config.seed)  # the model's initial weights depend on the seed
     task = tasks.build_task(kind, model_config, data)
     result = drive(train(task, config, device, out, resume, half=args.half))

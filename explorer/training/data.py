@@ -66,7 +66,7 @@ class TrainingData:
     validation: tuple[TrackSource, ...]
 
 
-def resolve_data(spec: str, target: str = "vocals") -> TrainingData:
+def resolve_data(spec: str, target: str | None = "vocals") -> TrainingData:
     """`--data D` -> training and validation tracks; InputError if D is unusable."""
     if spec == "demo":
         return _time_split("demo", lambda: open_track("demo"), "demo")
@@ -82,7 +82,8 @@ def resolve_data(spec: str, target: str = "vocals") -> TrainingData:
             f"no such training data: {spec} (use a dataset root, a track folder, 'demo' or 'synth')"
         )
     references = _references(path)
-    _require_target(references, target)
+    if target is not None:
+        _require_target(references, target)
     if len(references) == 1:
         return _time_split(references[0].name, references[0].load, str(path))
     validation = [reference for reference in references if reference.name in MUSDB_VALIDATION]

@@ -165,4 +165,4 @@ def _task(model_config: dict[str, Any], data: TrainingData) -> DRDNNTask:
 
 
 for _kind in drdnn.KINDS:
-    register_task(_kind, _task)
+    register_task(_kind, _task, target=None)  # tracks lacking a stem are skipped, not fatal

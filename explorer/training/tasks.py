@@ -28,8 +28,19 @@ _FACTORIES: dict[str, TaskFactory] = {}
 VALIDATION_BATCH = 4096
 
 
-def register_task(kind: str, factory: TaskFactory) -> None:
+_TARGETS: dict[str, str | None] = {}
+
+
+def register_task(kind: str, factory: TaskFactory, target: str | None = "vocals") -> None:
+    """`target`: the stem every training track must have, checked up front by `resolve_data`;
+    None for families that check (and skip) tracks themselves."""
     _FACTORIES[kind] = factory
+    _TARGETS[kind] = target
+
+
+def data_target(kind: str) -> str | None:
+    _import_family_tasks()
+    return _TARGETS.get(kind, "vocals")
 
 
 def _import_family_tasks() -> None:

@@ -34,16 +34,16 @@ def one_thread():
 
 def four_stem_folder(root: Path, count: int = 3, seconds: float = 0.6, incomplete: int = 0) -> Path:
     write_tracks(root, count, seconds, STEM_NAMES)
-    for index in range(incomplete):
-        (root / f"track {index}" / "drums.wav").unlink()
+    for index in range(incomplete):  # alternately without vocals and without drums
+        (root / f"track {index}" / ("vocals.wav", "drums.wav")[index % 2]).unlink()
     return root
 
 
 def make_task(folder: Path, **values) -> drdnn_task.DRDNNTask:
     seed_everything(0)
-    return tasks.build_task(
-        values.get("kind", "drdnn"), {**TINY, **values}, resolve_data(str(folder))
-    )
+    kind = values.get("kind", "drdnn")
+    data = resolve_data(str(folder), tasks.data_target(kind))
+    return tasks.build_task(kind, {**TINY, **values}, data)
 
 
 def test_examples_are_the_separators_batches(tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_training_lowers_the_loss_and_resume_matches_an_uninterrupted_run(tmp_pa
 
 
 def test_the_train_command_trains_an_ablation(tmp_path: Path, capsys) -> None:
-    folder = four_stem_folder(tmp_path / "data", count=3)
+    folder = four_stem_folder(tmp_path / "data", count=4, incomplete=1)  # one without vocals
     out = tmp_path / "wdcp.pt"
     code = main(
         ["train", "--model", "drdnn", "--data", str(folder), "--epochs", "1", "--out", str(out),
@@ -148,6 +148,7 @@ def test_the_train_command_trains_an_ablation(tmp_path: Path, capsys) -> None:
          "--batch-size", "4", "--json"]
     )  # fmt: skip
     assert code == 0
+    assert "skipped 1 of 3 training tracks without all four stems" in capsys.readouterr().err
     payload = registry.load_checkpoint(out, "drdnn")
     assert payload["config"]["decoupling"] is False
     assert payload["config"]["objective"] == "discriminative"
