@@ -3,9 +3,11 @@
 FACTS.md section 3. Four sources (vocals, drums, bass, other) from a mono mixture:
 
 1. The `drdnn` STFT front-end: Blackman-Harris 1024, 1024-point FFT, hop 256, 513 bins.
-2. The magnitude spectrogram, divided per band by a scale fitted on the training mixtures, is cut
-   into batches of M = 50 frames with 30 % overlap (a step of 35 frames; the last batch is
-   zero-padded, and so is a track shorter than one batch).
+2. The magnitude spectrogram, divided per band by a scale fitted on the training mixtures (what
+   the network reads; masks apply to the raw magnitudes X, and the losses compare raw
+   magnitudes divided by one number, `loss_scale`), is cut into batches of M = 50 frames with
+   30 % overlap (a step of 35 frames; the last batch is zero-padded, and so is a track shorter
+   than one batch).
 3. Feature extraction. Frequency-reducing convolutions with (K/2 x 1) filters, stride 1, no
    pooling. Our reading of FACTS: K is the frequency size of the layer's *input*, the filter spans
    K // 2 bins and one frame, and the convolution is "valid" (no padding), so each layer's output
