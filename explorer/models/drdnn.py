@@ -594,7 +594,7 @@ class DRDNNSeparator(Separator):
         self,
         magnitude: torch.Tensor,
         keep: tuple[str, ...] | None = None,
-        batch_size: int = 64,
+        batch_size: int = 128,
     ) -> dict[str, torch.Tensor]:
         """`magnitude (frames, bins)` raw -> every stage overlap-added back to frames:
         `{stage: (frames, units) or (sources, frames, units)}` (stages of `DRDNNNetwork.stages`,
