@@ -51,6 +51,7 @@ def main() -> int:
         "--train-quick", action="store_true", help="train a tiny SF on the demo first"
     )
     parser.add_argument("--model", default="oracle-irm", help="the oracle to separate with first")
+    parser.add_argument("--mask-shot", help="also save a picture with the mask editor in front")
     parser.add_argument(
         "--iterations", type=int, default=150, help="NCA iterations (the paper: 600)"
     )
@@ -101,9 +102,10 @@ def main() -> int:
     if checkpoint and window.add_checkpoint(checkpoint):
         learned = checkpoint
     else:
-        for name in ("sf", "dae"):
+        for name in ("sf", "dae"):  # SF first: it has a mask to edit as well
             if (registry.RESOURCES / f"{name}.pt").is_file():
                 learned = name
+                break
     if learned:
         window.separate(learned)
         settle()
@@ -118,9 +120,16 @@ def main() -> int:
             window.matrix.select_cell(rows // 8, rows // 8)
     else:
         window.matrix_dock.raise_()
-    window.metrics_dock.raise_()  # a shown metrics panel computes its scores
+    window.metrics_dock.raise_()
+    window.compute_metrics(force=True)
     window.seek(2.2)
     settle()
+    if args.mask_shot:
+        window.mask_dock.raise_()
+        settle()
+        window.grab().save(args.mask_shot)
+        window.matrix_dock.raise_()
+        settle()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(out))

@@ -102,6 +102,7 @@ class MatrixPanel(QWidget):
         self.view_box = QComboBox()
         self.view_box.setToolTip("which matrix to show")
         self.view_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.view_box.setMinimumWidth(170)
         self.view_box.currentTextChanged.connect(lambda _: self._show())
         self.strategy_boxes = {name: QCheckBox(name) for name in STRATEGIES}
         for box in self.strategy_boxes.values():
