@@ -54,7 +54,7 @@ def test_reproduce_writes_tables_figures_and_findings(tmp_path, monkeypatch, cap
         assert tod[model]["identity"]["mean"] is None  # infinite: no off-diagonal part
         assert (out / "figures" / f"linear_{model}.png").is_file()
         assert (out / "figures" / f"couplings_{model}_compositional.png").is_file()
-    assert len(summary["findings"]) == 6 and all(
+    assert len(summary["findings"]) == 7 and all(
         isinstance(check["holds"], bool) for check in summary["findings"]
     )
     assert "Table 1" in (out / "findings.md").read_text()
