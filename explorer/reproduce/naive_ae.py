@@ -94,8 +94,8 @@ def plan(options: ReproduceOptions, overrides: dict[str, Any] | None = None) -> 
             3,
             4.0,
             4.0,
-            {"rbm_epochs": 3, "rbm_batch_size": 50},
-            TrainingConfig(epochs=4, batch_size=32, learning_rate=1e-3),
+            {"rbm_epochs": 3, "rbm_batch_size": 100},
+            TrainingConfig(epochs=4, batch_size=64, learning_rate=1e-3),
         )
     else:
         chosen = Plan(

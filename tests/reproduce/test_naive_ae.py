@@ -47,7 +47,7 @@ def test_quick_plan_is_small_and_overrides_merge() -> None:
     merged = reproduce.plan(
         ReproduceOptions("synth", Path("x"), quick=True), {"model": {"hidden": [8]}}
     )
-    assert merged.model == {"rbm_epochs": 3, "rbm_batch_size": 50, "hidden": [8]}
+    assert merged.model == {"rbm_epochs": 3, "rbm_batch_size": 100, "hidden": [8]}
 
 
 def test_tiny_reproduction_writes_every_output(tmp_path: Path) -> None:
