@@ -33,10 +33,11 @@ TOOLS = ("toggle", "brush", "erase", "rectangle")
 
 
 def overlay_table() -> np.ndarray:
-    """RGBA lookup: 0 (removed) darkens the spectrogram, 1 (kept) tints it green."""
+    """RGBA lookup: 0 (removed) nearly hides the spectrogram under dark blue, 1 (kept) leaves it
+    as it is, so what is heard is what stays bright."""
     ramp = np.linspace(0.0, 1.0, 256)[:, None]
-    removed = np.array([[10, 10, 30, 185]])
-    kept = np.array([[60, 230, 120, 60]])
+    removed = np.array([[8, 10, 28, 215]])
+    kept = np.array([[0, 0, 0, 0]])
     return (removed * (1 - ramp) + kept * ramp).astype(np.uint8)
 
 
@@ -230,7 +231,7 @@ class MaskPanel(QWidget):
             self.overlay.clear()
             self.plot.setTitle("mask: separate with a mask model (oracle, SF) to edit", size="9pt")
             return
-        self.plot.setTitle(f"{layer.probe.label} — green: kept, dark: removed", size="9pt")
+        self.plot.setTitle(f"{layer.probe.label} — bright: kept, dark: removed", size="9pt")
         self.refresh()
 
     def refresh(self) -> None:
