@@ -89,8 +89,8 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray,
     "sar": [...]}` in dB per source; None where a reference is silent or a value is not finite.
     """
     import fast_bss_eval
-    import torch
 
+    _numpy_one_solve_semantics()
     references = np.asarray(references, dtype=np.float64)
     estimates = np.asarray(estimates, dtype=np.float64)
     silent = [not np.any(reference) for reference in references]
@@ -104,13 +104,43 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray,
             safe[index] = np.random.default_rng(index).standard_normal(safe.shape[-1]) * 1e-9
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        # The torch backend: fast_bss_eval 0.1.4's numpy backend predates NumPy 2's solve().
-        sdr, sir, sar = (values.numpy() for values in fast_bss_eval.bss_eval_sources(
-            torch.from_numpy(safe), torch.from_numpy(estimates), filter_length=filter_length,
-            compute_permutation=False))
+        sdr, sir, sar = fast_bss_eval.bss_eval_sources(safe, estimates, filter_length=filter_length,
+                                                       compute_permutation=False)
+
     def clean(values: np.ndarray) -> list[float | None]:
         return [None if silent[i] or not np.isfinite(v) else float(v) for i, v in enumerate(values)]
     return {"sdr": clean(sdr), "sir": clean(sir), "sar": clean(sar)}
+
+
+def _numpy_one_solve_semantics() -> None:
+    """Let fast_bss_eval 0.1.4's NumPy backend run on NumPy 2.
+
+    It calls `np.linalg.solve(a (..., M, M), b (..., M))`, which NumPy 1 read as a stack of
+    vectors and NumPy 2 reads as one matrix. The backend's module gets a `np` whose `solve`
+    keeps the NumPy 1 reading; nothing else changes. (The torch backend is no way out: after a
+    `torch.set_num_threads` change, oneMKL's batched LU in torch 2.13's CPU build fails.)
+    """
+    import types
+
+    from fast_bss_eval.numpy import metrics as backend
+
+    if getattr(backend.np, "one_solve_semantics", False):
+        return
+
+    def solve(matrix: np.ndarray, right: np.ndarray) -> np.ndarray:
+        if right.ndim == matrix.ndim - 1:
+            return np.linalg.solve(matrix, right[..., None])[..., 0]
+        return np.linalg.solve(matrix, right)
+
+    class NumpyProxy(types.ModuleType):
+        one_solve_semantics = True
+        linalg = types.SimpleNamespace(**{name: getattr(np.linalg, name) for name in dir(np.linalg)
+                                          if not name.startswith("__")} | {"solve": solve})
+
+        def __getattr__(self, name: str):
+            return getattr(np, name)
+
+    backend.np = NumpyProxy("numpy")
 
 
 def target_bss_eval(target: np.ndarray, estimate: np.ndarray, mixture: np.ndarray,
