@@ -81,14 +81,20 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--half", action="store_true", help="store the finished weights in fp16")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    from explorer.training.streaming import add_arguments
+
+    add_arguments(parser)  # --stream, --workers, --cache
 
 
 @command("train", "train a model (DAE, MSS-DAE, SF, ...) on a data source", _arguments)
 def train_command(args: argparse.Namespace) -> int:
-    from explorer.device import describe, resolve_device
+    from explorer.device import describe
+    from explorer.training import distributed
 
-    device = resolve_device(args.device)
-    runs = [train_run(args, seed, device) for seed in _seeds(args)]
+    with distributed.session(args) as device:  # under torchrun: DDP, one rank per process
+        runs = [train_run(args, seed, device) for seed in _seeds(args)]
+        if not distributed.is_main():
+            return 0
     if args.json:
         emit_json({"device": describe(device), "runs": runs})
     else:
@@ -109,7 +115,7 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
 
 def train_run(args: argparse.Namespace, seed: int, device) -> dict[str, Any]:
-    from explorer.training import checkpoints, tasks
+    from explorer.training import checkpoints, distributed, tasks
     from explorer.training.data import resolve_data
     from explorer.training.loop import TrainingConfig, seed_everything, train
 
@@ -132,8 +138,10 @@ def train_run(args: argparse.Namespace, seed: int, device) -> dict[str, Any]:
         out = _output_path(args, kind, seed)
     data = resolve_data(data_spec, tasks.data_target(kind))
     seed_everything(config.seed)  # the model's initial weights depend on the seed
-    task = tasks.build_task(kind, model_config, data)
-    result = drive(train(task, config, device, out, resume, half=args.half))
+    task = distributed.wrap(tasks.build_task(kind, model_config, data), config, args)
+    checkpoint = out if distributed.is_main() else None  # only rank 0 writes
+    job = train(task, config, device, checkpoint, resume, half=args.half)
+    result = drive(job, quiet=not distributed.is_main())
     result["seed"] = config.seed
     return result
 

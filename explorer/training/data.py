@@ -51,10 +51,12 @@ VALIDATION_EVERY = 7
 
 @dataclass(frozen=True)
 class TrackSource:
-    """A track to load on demand: `load()` returns it (any channels and sample rate)."""
+    """A track to load on demand: `load()` returns it (any channels and sample rate). `path`:
+    its file or folder when it is read whole from disk (keys the streaming cache)."""
 
     name: str
     load: Callable[[], Track]
+    path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def _require_target(references: Sequence[TrackReference], target: str) -> None:
 
 
 def _source(reference: TrackReference) -> TrackSource:
-    return TrackSource(reference.name, reference.load)
+    return TrackSource(reference.name, reference.load, reference.path)
 
 
 def _time_split(name: str, load: Callable[[], Track], description: str) -> TrainingData:

@@ -218,6 +218,7 @@ def _epoch(
                 f"epoch {epoch + 1} step {step + 1}/{steps}",
                 {"epoch": epoch + 1, "step": step + 1, "loss": loss_sum / count},
             )
+    loss_sum, count = _reduced(task, loss_sum, count)
     return loss_sum / max(count, 1)
 
 
@@ -231,7 +232,14 @@ def evaluate(task: TrainingTask, module: nn.Module, device: torch.device) -> flo
         size = tensors[0].shape[0]
         total += float(task.loss(tensors)) * size
         count += size
+    total, count = _reduced(task, total, count)
     return total / count if count else math.nan
+
+
+def _reduced(task: TrainingTask, total: float, count: int) -> tuple[float, int]:
+    """Loss sums over every rank of a distributed run (`explorer.training.distributed`)."""
+    reduce = getattr(task, "reduce_sum", None)
+    return (total, count) if reduce is None else reduce(total, count)
 
 
 def _to_device(batch: tuple, device: torch.device) -> Batch:
