@@ -116,6 +116,15 @@ def session(args: argparse.Namespace) -> Iterator[torch.device]:
         yield started.device
     except InputError as error:
         raise InputError(f"rank {rank} of {world}: {error}") from None
+    except RuntimeError as error:
+        if not any(word in str(error) for word in ("gloo", "NCCL", "nccl", "Connection")):
+            raise
+        # A peer died or hung; torchrun stops this rank too (and restarts all of them with
+        # --max-restarts, which then resume from the last checkpoint).
+        first = str(error).strip().splitlines()[0][:200]
+        raise RuntimeError(
+            f"rank {rank} of {world}: lost contact with another rank ({first})"
+        ) from None
     finally:
         _SESSION = None
         if dist.is_initialized():
@@ -140,10 +149,30 @@ def _start(device_spec: str, rank: int, world: int) -> Session:
     backend = "nccl" if device.type == "cuda" else "gloo"
     timeout = timedelta(seconds=_environment_int("EXPLORER_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
     try:
-        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout)
+        store = _attempt_store(rank, world, timeout)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
     except (RuntimeError, ValueError) as error:
         raise InputError(f"cannot join the {backend} process group: {str(error)[:200]}") from None
     return Session(rank, world, local_rank, device, backend)
+
+
+def _attempt_store(rank: int, world: int, timeout: timedelta) -> dist.Store | None:
+    """Under torchrun, the rendezvous store with a prefix per restart attempt: the agent keeps
+    one store across restarts, and without the prefix the restarted ranks would read the dead
+    attempt's gloo addresses from it. None elsewhere (the default `env://` rendezvous)."""
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None:
+        return None
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(
+        os.environ.get("MASTER_ADDR", "127.0.0.1"),
+        _environment_int("MASTER_PORT", 29500),
+        world,
+        is_master=not agent_store and rank == 0,
+        timeout=timeout,
+        multi_tenant=not agent_store,
+    )
+    return dist.PrefixStore(f"explorer/attempt-{attempt}", store)
 
 
 def _resume_after_restart(args: argparse.Namespace) -> None:
