@@ -625,8 +625,8 @@ class MainWindow(QMainWindow):
         self.transport.set_stems(list(result.stems), muted)
         if self.playback.source == "mixture":
             self.transport.ab_button.setChecked(False)  # hear the separation
-        self.spectrograms.remove_prefix("estimate:")
-        self.spectrograms.set_spectrograms(
+        self.spectrograms.replace_prefix(
+            "estimate:",
             [
                 (
                     f"estimate:{stem}",
@@ -634,7 +634,7 @@ class MainWindow(QMainWindow):
                     self._estimate_image(stem, result),
                 )
                 for stem in result.stems
-            ]
+            ],
         )
         self._refresh_metrics()
 
@@ -648,7 +648,8 @@ class MainWindow(QMainWindow):
             )
         return images[stem]
 
-    def _on_probes(self, probes: dict, result) -> None:  # noqa: F811 - the event's keyword
+    def _on_probes(self, probes: dict, result) -> None:
+        """Every probe panel draws the probes of its type (one panel per type, DESIGN.md)."""
         found, track = probes, self.session.track
         has_stems = track is not None and bool(track.stems)
         self.activations.set_probes(found, has_stems)
@@ -1126,8 +1127,7 @@ class MainWindow(QMainWindow):
     def _job_done(self, name: str, handle: JobHandle) -> None:
         if self.jobs.get(name) is handle:
             del self.jobs[name]
-        handle.wait(5000)
-        handle.thread.deleteLater()
+        handle.release()
         self._update_progress_widgets()
         if name == "metrics" and self._metrics_again:
             self._metrics_again = False

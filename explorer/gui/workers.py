@@ -93,8 +93,10 @@ class JobHandle(QObject):
     cancelled = Signal()
     done = Signal()
 
-    def __init__(self, worker: JobWorker, thread: QThread) -> None:
-        super().__init__()
+    def __init__(self, worker: JobWorker, thread: QThread, parent: QObject | None = None) -> None:
+        # With a parent, Qt owns the handle: Python's garbage collector cannot delete it in
+        # the middle of one of its own signals (that corrupts memory); `release()` does it.
+        super().__init__(parent)
         self.worker = worker
         self.thread = thread
         worker.progress.connect(self._relay_progress)
@@ -139,6 +141,13 @@ class JobHandle(QObject):
     def is_running(self) -> bool:
         return self.thread.isRunning()
 
+    def release(self) -> None:
+        """After `done`: wait for the thread, then let Qt delete the thread and the handle
+        from the event loop (never from inside a signal)."""
+        self.thread.wait(5000)
+        self.thread.deleteLater()
+        self.deleteLater()
+
 
 def start_job(factory: JobFactory, name: str, parent: QObject | None = None) -> JobHandle:
     """Start `factory()` in a new thread. Connect to the handle's signals right away (they
@@ -151,7 +160,7 @@ def start_job(factory: JobFactory, name: str, parent: QObject | None = None) -> 
     # Direct: quit from the worker's thread. Queued, it would wait for the GUI thread, which
     # may be the one blocked in `wait()` (shutdown), and the thread would never end.
     worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    handle = JobHandle(worker, thread)
+    handle = JobHandle(worker, thread, parent)
     thread.finished.connect(worker.deleteLater)
     thread.start()
     return handle

@@ -87,6 +87,9 @@ class AxisLink:
         self._signal(plot).connect(lambda _, span, plot=plot: self._spread(plot, span))
         self._set(plot, self.master.vb.viewRange()[0 if self.axis == "x" else 1])
 
+    def remove(self, plot: pg.PlotItem) -> None:
+        self.plots = [item for item in self.plots if item is not plot]
+
     def _spread(self, source: pg.PlotItem, span) -> None:
         if self._busy:
             return

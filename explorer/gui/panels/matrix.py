@@ -194,10 +194,22 @@ class MatrixPanel(QWidget):
         return [m for m in self.probe_matrices.values() if m.label == name]
 
     def _show(self) -> None:
-        """Lay the shown matrices out in a grid (2 x 2 for the four strategies), sharing zoom."""
+        """Lay the shown matrices out in a grid (2 x 2 for the four strategies), sharing zoom.
+        The next block's matrices of the same shapes reuse the plots (and keep the zoom)."""
+        shown = self.shown()
+        if [m.values.shape for m in shown] == [v.matrix.values.shape for v in self.views] and shown:
+            for view, matrix in zip(self.views, shown, strict=True):
+                view.matrix = matrix
+                view.plot.setTitle(matrix_title(matrix), size="8pt")
+                view.plot.setLabels(left=matrix.row_label, bottom=matrix.column_label)
+                values = np.abs(np.asarray(matrix.values, dtype=np.float32))
+                high = float(np.percentile(values, 99.5)) if values.size else 1.0
+                view.image.setImage(values, levels=(0.0, max(high, 1e-9)), autoLevels=False)
+            if self.selection is not None:
+                self.select_cell(*self.selection)
+            return
         self.graphics.clear()
         self.views = []
-        shown = self.shown()
         columns = max(1, int(np.ceil(np.sqrt(len(shown)))))
         links: tuple[AxisLink, AxisLink] | None = None
         for index, matrix in enumerate(shown):

@@ -87,7 +87,8 @@ class SpectrogramPanel(QWidget):
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.graphics.scene().sigMouseClicked.connect(self._mouse_clicked)
         self._stem_rows: list[str] = []
-        self._stem_plots: list[pg.PlotItem] = []
+        self._placed: dict[str, pg.PlotItem] = {}  # view key -> its plot in the layout
+        self._plan: list[tuple[str, int, int]] = []
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self) -> None:
@@ -216,6 +217,15 @@ class SpectrogramPanel(QWidget):
             del self.views[key]
         self._relayout()
 
+    def replace_prefix(self, prefix: str, items: list[tuple[str, str, Spectrogram]]) -> None:
+        """Make the views under `prefix` exactly `items`, with one relayout; views that stay
+        keep their plots (another model's estimates of the same stems)."""
+        keep = {key for key, _, _ in items}
+        for key in [key for key in self.views if key.startswith(prefix) and key not in keep]:
+            del self.views[key]
+        self.set_spectrograms(items)
+        self._relayout()
+
     def clear(self) -> None:
         for key in [key for key in self.views if key != MIXTURE]:
             del self.views[key]
@@ -232,16 +242,9 @@ class SpectrogramPanel(QWidget):
         self.refresh(view.key)
 
     def _relayout(self) -> None:
-        """Rebuild the stem rows below the mixture (estimate left, true right)."""
-        for plot in self._stem_plots:
-            self.graphics.removeItem(plot)
-        self._stem_plots = []
-        for key, view in self.views.items():
-            if key != MIXTURE:
-                view.plot = view.image = view.playhead = None
-        self.frequency_lines = [
-            (plot, line) for plot, line in self.frequency_lines if plot is self.master
-        ]
+        """Lay the stem rows out below the mixture (estimate left, true right). Plots whose
+        view keeps its place are reused (creating a plot costs tens of ms of GUI time); an
+        unchanged plan does nothing."""
         stems = self._stem_rows_to_show()
         has_estimates = any(key.startswith("estimate:") for key in self.views)
         has_truth = any(key.startswith("true:") for key in self.views)
@@ -250,23 +253,51 @@ class SpectrogramPanel(QWidget):
             for prefix, present in (("estimate:", has_estimates), ("true:", has_truth))
             if present
         ]
-        for row, stem in enumerate(stems, start=1):
-            for column, prefix in enumerate(columns):
-                view = self.views.get(prefix + stem)
-                if view is not None:
-                    plot = self._make_plot(view.key, row, column, 1 if len(columns) > 1 else 2)
-                    self._stem_plots.append(plot)
-                    self._attach(view, plot)
-        last_row = [
-            self.views[prefix + stems[-1]].plot
-            for prefix in columns
-            if stems and prefix + stems[-1] in self.views
+        span = 1 if len(columns) > 1 else 2
+        plan = [
+            (prefix + stem, row, column)
+            for row, stem in enumerate(stems, start=1)
+            for column, prefix in enumerate(columns)
+            if prefix + stem in self.views
         ]
+        current = {
+            key: plot
+            for key, plot in self._placed.items()
+            if key in self.views and self.views[key].plot is plot
+        }
+        if plan == self._plan and len(current) == len(plan):
+            return
+        for plot in self._placed.values():
+            self.graphics.removeItem(plot)  # kept alive by `self._placed` until dropped below
+        placed: dict[str, pg.PlotItem] = {}
+        for key, row, column in plan:
+            view = self.views[key]
+            plot = current.pop(key, None)
+            if plot is not None:
+                self.graphics.addItem(plot, row=row, col=column, colspan=span)
+            else:
+                plot = self._make_plot(key, row, column, span)
+                self._attach(view, plot)
+            placed[key] = plot
+        for key, plot in self._placed.items():  # plots no longer shown: let them go
+            if placed.get(key) is not plot:
+                self.time_link.remove(plot)
+                self.frequency_link.remove(plot)
+                if key in self.views and self.views[key].plot is plot:
+                    view = self.views[key]
+                    view.plot = view.image = view.playhead = None
+        self._placed, self._plan = placed, plan
+        self.frequency_lines = [
+            (plot, line)
+            for plot, line in self.frequency_lines
+            if plot is self.master or plot in placed.values()
+        ]
+        last_row = {key for key, row, _ in plan if row == len(stems)}
+        for key, plot in placed.items():
+            plot.setLabel("bottom", "time (s)")
+            plot.getAxis("bottom").showLabel(key in last_row)
         self.master.setLabel("bottom", "time (s)")
         self.master.getAxis("bottom").showLabel(not last_row)
-        for plot in last_row:
-            if plot is not None:
-                plot.setLabel("bottom", "time (s)")
         self.graphics.setMinimumHeight(ROW_HEIGHT * (1 + len(stems)))
         self._stem_rows = stems
 
