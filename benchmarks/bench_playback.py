@@ -19,6 +19,7 @@ run; nothing is compared with another machine.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -47,6 +48,10 @@ def material(seconds: float, seed: int = 0) -> tuple[np.ndarray, dict[str, np.nd
     return sum(stems.values()), stems
 
 
+def progress(message: str) -> None:
+    print(f"  playback: {message}", file=sys.stderr, flush=True)
+
+
 def percentiles(values: np.ndarray) -> tuple[float, float, float]:
     return float(np.median(values)), float(np.percentile(values, 99)), float(values.max())
 
@@ -61,6 +66,7 @@ def callback_cost(engine_type, mixture, stems) -> str:
         "|---|---|---|---|---|",
     ]
     for blocksize in BLOCK_SIZES:
+        progress(f"callback cost, block {blocksize}")
         engine = engine_type(device="explorer_null", blocksize=blocksize)
         engine.load(mixture, RATE, stems)
         engine.set_loop_frames(0, mixture.shape[1])
@@ -167,6 +173,7 @@ def instrument(engine) -> dict[str, np.ndarray | int]:
 
 def underruns(engine_type, paced, mixture, stems, seconds, load_size, realtime) -> list[str]:
     blocksize = 512
+    progress(f"underruns, {seconds:.0f} s, load {load_size}, real-time {realtime}")
     engine = engine_type(device="explorer_paced", blocksize=blocksize, realtime_priority=realtime)
     engine.load(mixture, RATE, stems)
     engine.set_loop_frames(0, mixture.shape[1])
@@ -211,6 +218,7 @@ def edit_latency(engine_type, mixture, stems) -> str:
     ]
     generator = np.random.default_rng(1)
     for blocksize in BLOCK_SIZES:
+        progress(f"edit latency, block {blocksize}")
         engine = engine_type(device="explorer_paced", blocksize=blocksize)
         engine.load(mixture, RATE, stems)
         engine.set_loop_frames(0, mixture.shape[1])
@@ -284,9 +292,9 @@ def run() -> str:
         "### Underruns under CPU load",
         f"Material looped; block 512, latency 'high'. torch uses {torch.get_num_threads()} "
         "threads. The 64x64 load makes many more Python calls a second, so it holds the GIL "
-        "more, as a Python-heavy training loop would. The engine's default asks for real-time "
-        "priority once the device proves paced (after 2 s); the last row turns that off for "
-        "comparison; the second runs no load thread at all (the machine alone). The load "
+        "more, as a Python-heavy training loop would. The engine's default runs the audio "
+        "thread at real-time priority (stepped back down if the device turns out unpaced); "
+        "the last row turns that off for comparison; the second runs no load thread at all (the machine alone). The load "
         "average counts every process on this machine, not only this benchmark. A wake-up "
         "of the virtual sound card (itself at real-time priority) that is late by tens of "
         "ms means the machine could not honour real-time priority at that moment.",

@@ -56,9 +56,11 @@ MIN_LOOP_SECONDS = 0.01
 REALTIME_PRIORITY = 40  # below JACK's and the kernel's audio threads, above everything else
 PACE_CHECK_SECONDS = 0.5
 STOP_TIMEOUT_SECONDS = 2.0
+STALL_SECONDS = 2.0  # no block for this long while playing: the device hangs
 DEVICE_FAILED = (
     "the output device stopped during playback (disconnected or failed); playback stopped"
 )
+DEVICE_STALLED = "the output device stopped taking audio (it hangs); playback stopped"
 
 
 def crossfade_ramps(frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +173,8 @@ class PlaybackEngine:
         self.realtime: bool | None = None  # whether the audio thread got it (None: not yet)
         self._priority_pending = False
         self._priority_stage = 0
+        self._stall_blocks = -1
+        self._stall_since = 0.0
         self._pace_check_frames = 0
         self._started_at = 0.0
         self.device: OutputDevice | None = None
@@ -311,6 +315,7 @@ class PlaybackEngine:
         self._finished.clear()
         self._priority_pending = self.realtime_priority  # PortAudio starts a new thread
         self._priority_stage = 0
+        self._stall_blocks, self._stall_since = -1, 0.0
         self._started_at = time.perf_counter()
         self._state = "playing"  # before start: an unpaced device can finish at once
         try:
@@ -330,8 +335,7 @@ class PlaybackEngine:
             return
         timeout = self.fade_seconds + self.output_latency + STOP_TIMEOUT_SECONDS
         if not self._finished.wait(timeout):
-            self._stream.abort()  # the callback stopped being called: do not hang the GUI
-            self._finished.wait(STOP_TIMEOUT_SECONDS)
+            self._abandon_stream()  # the callback is no longer called: do not hang the GUI
         if self._state == "playing":
             self._state = "stopped"
 
@@ -341,10 +345,16 @@ class PlaybackEngine:
         self.seek_frames(0)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until playback stops (the end of the material, a pause, a failure)."""
-        if self._state != "playing":
-            return True
-        return self._finished.wait(timeout)
+        """Block until playback stops (the end of the material, a pause, a failure).
+        Returns False if `timeout` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._state == "playing":
+            if self._finished.wait(0.05):
+                return True
+            self._check_stall()
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+        return True
 
     def seek(self, seconds: float) -> None:
         """Jump to `seconds` of the material; while playing, cross-faded at the next block."""
@@ -404,6 +414,8 @@ class PlaybackEngine:
         )
 
     def _position_played(self) -> int:
+        if self._state == "playing":
+            self._check_stall()
         serial, frame = self._seek_request
         if serial != self._seek_seen:
             return frame  # a seek not yet taken by the callback: show where it goes
@@ -535,11 +547,32 @@ class PlaybackEngine:
             )
         elif self._stop_reason is None:
             self._fail(DEVICE_FAILED)
+        elif self._stop_reason == "stalled":
+            pass  # already reported by `_check_stall`
         else:
             self._state = "stopped"
         self._finished.set()
 
     # Internals.
+
+    def _check_stall(self) -> None:
+        """Some drivers hang instead of failing when a device goes away: the stream stays
+        active but the callback is no longer called. Polling the clock notices; the stream is
+        then abandoned on a daemon thread, since aborting a hung device can block too."""
+        blocks, now = self.clock.blocks, time.monotonic()
+        if blocks != self._stall_blocks or self._stall_since == 0.0:
+            self._stall_blocks, self._stall_since = blocks, now
+            return
+        if now - self._stall_since >= STALL_SECONDS:
+            self._abandon_stream()
+
+    def _abandon_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        self._stop_reason = "stalled"
+        self._fail(DEVICE_STALLED)
+        self._finished.set()
+        if stream is not None:
+            threading.Thread(target=_abandon, args=(stream,), daemon=True).start()
 
     def _connect(self, device: int | str | None) -> None:
         try:
@@ -653,3 +686,11 @@ class PlaybackEngine:
     def _to_source(self, frame: int) -> int:
         source, played = self._source_rate(), self.mixer.plan.sample_rate
         return frame if source == played or played <= 1 else round(frame * source / played)
+
+
+def _abandon(stream) -> None:
+    try:
+        stream.abort()
+        stream.close()
+    except Exception:  # the device is gone; there is nobody left to tell
+        pass

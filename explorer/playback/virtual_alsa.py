@@ -9,6 +9,9 @@ configuration file into a temporary folder and point `ALSA_CONFIG_PATH` at the s
   tests of the delivered samples fast.
 - `explorer_failing` (optional): writes into a pipe to `head -c BYTES`; when `head` exits, the
   next write fails, as when a USB interface is unplugged mid-play.
+- `explorer_stalling` (optional): writes into a pipe that nobody reads; once it is full the
+  device hangs (the callback is no longer called), as some drivers do on unplug. After
+  `STALL_SECONDS` the pipe breaks, so the hung stream ends and nothing is left behind.
 - `explorer_paced` (optional): writes into a pipe to a small reader process that consumes
   `period` frames every `period / rate` seconds, like a sound card's clock, and counts the
   periods it found empty (underruns). The null plugin never reports an underrun, so the
@@ -30,7 +33,9 @@ from pathlib import Path
 SYSTEM_CONFIGS = ("/usr/share/alsa/alsa.conf", "/usr/local/share/alsa/alsa.conf")
 NULL_DEVICE = "explorer_null"
 FAILING_DEVICE = "explorer_failing"
+STALLING_DEVICE = "explorer_stalling"
 PACED_DEVICE = "explorer_paced"
+STALL_SECONDS = 6
 
 PACED_READER = r"""
 import fcntl, json, os, sys, time
@@ -125,9 +130,11 @@ class PacedDevice:
 def use_virtual_alsa(
     failing_after_bytes: int | None = None,
     paced: PacedDevice | None = None,
+    stalling: bool = False,
     folder: Path | None = None,
 ) -> Path:
-    """Make `default` the ALSA null device (plus the optional failing and paced devices).
+    """Make `default` the ALSA null device (plus the optional failing, stalling and paced
+    devices).
 
     Returns the configuration file written. Safe to call again with other options.
     """
@@ -137,6 +144,11 @@ def use_virtual_alsa(
     if failing_after_bytes is not None:
         command = f"|head -c {int(failing_after_bytes)} >/dev/null"
         lines.append(_file_pcm(FAILING_DEVICE, command))
+    if stalling:
+        # Reads nothing; exits when the writer hangs up (PortAudio probing the device) or
+        # after STALL_SECONDS, which breaks the pipe so the hung stream can end.
+        wait = f"import select; p = select.poll(); p.register(0, 0); p.poll({STALL_SECONDS * 1000})"
+        lines.append(_file_pcm(STALLING_DEVICE, f"|exec {sys.executable} -c '{wait}'"))
     if paced is not None:
         reader = folder / "paced_reader.py"
         reader.write_text(PACED_READER)

@@ -26,7 +26,9 @@ ALSA_FOLDER = Path(tempfile.mkdtemp(prefix="explorer-test-alsa-"))
 PACED = PacedDevice(sample_rate=44100, report=ALSA_FOLDER / "paced.json")
 
 if sys.platform.startswith("linux"):
-    use_virtual_alsa(failing_after_bytes=FAILING_AFTER_BYTES, paced=PACED, folder=ALSA_FOLDER)
+    use_virtual_alsa(
+        failing_after_bytes=FAILING_AFTER_BYTES, paced=PACED, stalling=True, folder=ALSA_FOLDER
+    )
 
 
 @pytest.fixture

@@ -461,3 +461,21 @@ def test_on_an_unpaced_device_the_thread_keeps_normal_priority(make_engine):
     engine.load(noise(3.0, seed=3), RATE)
     assert engine.play() and engine.wait(10)
     assert engine.realtime is False  # back-to-back callbacks at SCHED_FIFO would starve us
+
+
+def test_a_device_that_hangs_mid_play_is_noticed_and_abandoned(make_engine, stems):
+    """`explorer_stalling` stops taking samples without failing: the callback is simply not
+    called any more. Polling the clock notices within `STALL_SECONDS`."""
+    from explorer.playback.engine import DEVICE_STALLED, STALL_SECONDS
+
+    engine = make_engine(device="explorer_stalling")
+    engine.load(tone(200, 3.0), RATE, {"tone": tone(200, 3.0)})
+    assert engine.play()
+    started = time.perf_counter()
+    assert engine.wait(STALL_SECONDS + 5)
+    assert engine.state == "error" and engine.last_error == DEVICE_STALLED
+    assert time.perf_counter() - started < STALL_SECONDS + 2
+    engine.set_device("explorer_null")  # the GUI thread was never blocked; play on elsewhere
+    engine.seek(2.9)
+    assert engine.play() and engine.wait(10)
+    assert engine.state == "stopped"
