@@ -321,7 +321,7 @@ def findings(
     similarity = _student_similarity(results)
     checks.append(
         {
-            "finding": "4. student C nearly identical for DAE and MSS-DAE (correlation, seed 0, block 0)",
+            "finding": "4. student C nearly identical for DAE and MSS-DAE (correlation of C - C_init, seed 0, block 0)",
             "values": {"correlation": similarity},
             "holds": similarity is not None and similarity > 0.9,
         }
