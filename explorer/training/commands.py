@@ -179,3 +179,6 @@ def _output_path(args: argparse.Namespace, kind: str, seed: int) -> Path:
     if path.exists() and not args.resume:
         print(f"explorer: note: overwriting {path}", file=sys.stderr)
     return path
+
+
+from explorer.training import sweep as _sweep  # noqa: E402, F401  (registers `explorer sweep`)
