@@ -383,6 +383,8 @@ class StreamingTask:
         for source in (*task.train_pool.sources, *task.validation_pool.sources):
             require_path(source)
         self._dataset: FrameDataset | None = None
+        self._loader: DataLoader | None = None
+        self._loader_key: tuple[int, int] | None = None
 
     def __getattr__(self, name: str) -> Any:
         if name == "task":  # not set yet (copying, unpickling)
@@ -430,24 +432,31 @@ class StreamingTask:
         return len(self.dataset())
 
     def loader(self, seed: int, epoch: int, batch_size: int) -> DataLoader:
+        """The DataLoader for this epoch. It is built once per (seed, batch size) with
+        persistent workers, and each epoch re-seeds its sampler (`set_epoch`), so worker
+        processes start once per run, not once per epoch."""
         if batch_size % self.world_size:
             raise InputError(
                 f"batch size {batch_size} is not divisible by the world size {self.world_size}"
             )
-        dataset = self.dataset()
-        sampler = DistributedSampler(
-            dataset, self.world_size, self.rank, shuffle=True, seed=seed, drop_last=True
-        )
-        sampler.set_epoch(epoch)
-        batches = BatchSampler(sampler, batch_size // self.world_size, drop_last=False)
-        return DataLoader(
-            dataset,
-            batch_sampler=batches,
-            num_workers=self.workers,
-            collate_fn=_as_batch,
-            pin_memory=torch.cuda.is_available(),
-            prefetch_factor=4 if self.workers else None,
-        )
+        if self._loader is None or self._loader_key != (seed, batch_size):
+            dataset = self.dataset()
+            sampler = DistributedSampler(
+                dataset, self.world_size, self.rank, shuffle=True, seed=seed, drop_last=True
+            )
+            batches = BatchSampler(sampler, batch_size // self.world_size, drop_last=False)
+            self._loader = DataLoader(
+                dataset,
+                batch_sampler=batches,
+                num_workers=self.workers,
+                collate_fn=_as_batch,
+                pin_memory=torch.cuda.is_available(),
+                prefetch_factor=4 if self.workers else None,
+                persistent_workers=self.workers > 0,
+            )
+            self._loader_key = (seed, batch_size)
+        self._loader.batch_sampler.sampler.set_epoch(epoch)
+        return self._loader
 
     def train_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple]:
         yield from self.loader(seed, epoch, batch_size)
