@@ -327,6 +327,7 @@ class DistributedTask:
                 _LossModule(self.task),
                 device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=self.find_unused_parameters,
+                gradient_as_bucket_view=True,  # no extra copy of the gradients
             )
         return self._engine
 
