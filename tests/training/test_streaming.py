@@ -76,6 +76,11 @@ def test_musdb18_excerpts_are_the_decoded_tracks_and_come_from_the_cache(
     assert sum(len(batch["vocals"]) for batch in batches) == len(dataset)
     np.testing.assert_array_equal(batches[0]["mixture"][1].numpy(), dataset[1]["mixture"])
     assert len([entry for entry in (tmp_path / "cache").iterdir()]) == 1
+    # Reading every excerpt of every track keeps at most `max_open` tracks mapped.
+    narrow = ExcerptDataset.from_root(root, "train", seconds=1.0, cache=cache, max_open=1)
+    for index in range(len(narrow)):
+        narrow[index]
+        assert narrow.open_tracks() <= 1
     # A changed front-end config (rate, channels) is a different entry; a touched file misses.
     mono = ExcerptDataset.from_root(root, "train", seconds=1.0, mono=True, cache=cache)
     assert mono[0]["mixture"].shape == (1, 44100)
