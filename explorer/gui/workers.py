@@ -33,6 +33,7 @@ class JobWorker(QObject):
         super().__init__()
         self.factory = factory
         self.name = name
+        self._home = QThread.currentThread()
         self._cancel = threading.Event()
         self._pause = threading.Event()
         self._pause.set()  # set = running
@@ -79,6 +80,9 @@ class JobWorker(QObject):
                 job.close()
             self.failed.emit(error, traceback.format_exc())
         finally:
+            # Home again before `done`: Python owns this object and frees it in the GUI
+            # thread once the handle goes, which is only clean for an object living there.
+            self.moveToThread(self._home)
             self.done.emit()
 
 
@@ -160,7 +164,6 @@ def start_job(factory: JobFactory, name: str, parent: QObject | None = None) -> 
     # Direct: quit from the worker's thread. Queued, it would wait for the GUI thread, which
     # may be the one blocked in `wait()` (shutdown), and the thread would never end.
     worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    handle = JobHandle(worker, thread, parent)
-    thread.finished.connect(worker.deleteLater)
+    handle = JobHandle(worker, thread, parent)  # the worker is Python's: never deleteLater
     thread.start()
     return handle
