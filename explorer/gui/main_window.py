@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         self._dialogs: list[QWidget] = []
         self._metrics_again = False
         self._metrics_stale = False
+        self._stale_panels: set[str] = set()
         self._quitting = False
 
         self._build_panels()
@@ -153,6 +154,14 @@ class MainWindow(QMainWindow):
             self.tabifyDockWidget(self.mask_dock, dock)
         self.mask_dock.raise_()
         self.transport_dock = self._dock("Transport", self.transport, bottom)
+        for name, dock in (
+            ("activations", self.activations_dock),
+            ("kernels", self.kernels_dock),
+            ("matrix", self.matrix_dock),
+        ):
+            dock.visibilityChanged.connect(
+                lambda visible, name=name: self._refresh_panel(name) if visible else None
+            )
         self.metrics_dock = self._dock("Metrics", self.metrics, bottom)
         self.training_dock = self._dock("Training", self.training, bottom)
         self.splitDockWidget(self.transport_dock, self.metrics_dock, Qt.Orientation.Horizontal)
@@ -625,6 +634,12 @@ class MainWindow(QMainWindow):
         self.transport.set_stems(list(result.stems), muted)
         if self.playback.source == "mixture":
             self.transport.ab_button.setChecked(False)  # hear the separation
+        # The audio switched at once; the pictures follow in the next event-loop turns, one
+        # piece each, so the GUI never stalls for the sum of them.
+        self._defer(result, self._show_estimates)
+        self._refresh_metrics()
+
+    def _show_estimates(self, result) -> None:
         self.spectrograms.replace_prefix(
             "estimate:",
             [
@@ -636,7 +651,19 @@ class MainWindow(QMainWindow):
                 for stem in result.stems
             ],
         )
-        self._refresh_metrics()
+
+    def _defer(self, result, function) -> None:
+        """Run `function(result)` from the event loop, unless another result is shown by then
+        (a hidden window, as in tests, runs it at once: nobody waits on its paint)."""
+        if not self.isVisible():
+            function(result)
+            return
+
+        def later() -> None:
+            if self.session.result is result:
+                self._guard(function)(result)
+
+        QTimer.singleShot(0, later)
 
     def _estimate_image(self, stem: str, result) -> spectra.Spectrogram:
         """The display spectrogram of a result's stem (computed here if the worker did not)."""
@@ -649,17 +676,10 @@ class MainWindow(QMainWindow):
         return images[stem]
 
     def _on_probes(self, probes: dict, result) -> None:
-        """Every probe panel draws the probes of its type (one panel per type, DESIGN.md)."""
-        found, track = probes, self.session.track
-        has_stems = track is not None and bool(track.stems)
-        self.activations.set_probes(found, has_stems)
-        kernels = next((probe for probe in found.values() if isinstance(probe, Kernels)), None)
-        self.kernels.set_probe(kernels)
+        """Every probe panel draws the probes of its type (one panel per type, DESIGN.md).
+        The mask becomes editable at once; the other panels draw when their dock is shown
+        (a hidden view skips refresh), one per event-loop turn."""
         separator = getattr(result, "separator", None)
-        frontend = getattr(separator, "frontend", None)
-        bin_hertz = frontend.sample_rate / frontend.config.n_fft if frontend is not None else None
-        matrices = {key: probe for key, probe in found.items() if isinstance(probe, Matrix)}
-        self.matrix.set_probe_matrices(matrices, bin_hertz)
         self.activations.surgery_keys = (
             {"activations/code"} if hasattr(separator, "coder") else set()
         )
@@ -674,6 +694,37 @@ class MainWindow(QMainWindow):
         else:
             self.mask_panel.set_layer(None)
         self._update_mask_background()
+        self._stale_panels = {"activations", "kernels", "matrix"}
+        for name in ("activations", "kernels", "matrix"):
+            self._defer(result, lambda result, name=name: self._refresh_panel(name))
+
+    def _refresh_panel(self, name: str, force: bool = False) -> None:
+        """Draw the current probes in one panel, if it is stale and shown (or `force`)."""
+        dock = {
+            "activations": self.activations_dock,
+            "kernels": self.kernels_dock,
+            "matrix": self.matrix_dock,
+        }[name]
+        shown = not self.isVisible() or not dock.visibleRegion().isEmpty()
+        if name not in self._stale_panels or not (shown or force):
+            return
+        self._stale_panels.discard(name)
+        result, track = self.session.result, self.session.track
+        found = result.probes if result is not None else {}
+        if name == "activations":
+            self.activations.set_probes(found, track is not None and bool(track.stems))
+        elif name == "kernels":
+            self.kernels.set_probe(
+                next((p for p in found.values() if isinstance(p, Kernels)), None)
+            )
+        else:
+            frontend = getattr(getattr(result, "separator", None), "frontend", None)
+            bin_hertz = (
+                frontend.sample_rate / frontend.config.n_fft if frontend is not None else None
+            )
+            self.matrix.set_probe_matrices(
+                {key: probe for key, probe in found.items() if isinstance(probe, Matrix)}, bin_hertz
+            )
 
     def _show_device(self, device: str | None) -> None:
         if device is None:
