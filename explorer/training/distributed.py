@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -127,6 +128,7 @@ def session(args: argparse.Namespace) -> Iterator[torch.device]:
         ) from None
     finally:
         _SESSION = None
+        _release_engines()
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -194,6 +196,17 @@ def _resume_after_restart(args: argparse.Namespace) -> None:
     args.resume = str(path)
     if is_main():
         print(f"explorer: restarted by torchrun: resuming every rank from {path}", file=sys.stderr)
+
+
+_WRAPPED: list[DistributedTask] = []
+
+
+def _release_engines() -> None:
+    """Free every DDP engine while its process group still exists: a DDP object destroyed
+    after `destroy_process_group` can hang in its destructor (seen with gloo)."""
+    while _WRAPPED:
+        _WRAPPED.pop()._engine = None
+    gc.collect()
 
 
 # ---------------------------------------------------------------- collectives
@@ -278,6 +291,7 @@ class DistributedTask:
         self.kind, self.data_description = task.kind, task.data_description
         self.find_unused_parameters = find_unused_parameters
         self._engine: DistributedDataParallel | None = None
+        _WRAPPED.append(self)
 
     def __getattr__(self, name: str) -> Any:
         if name == "task":  # not set yet (copying, unpickling)

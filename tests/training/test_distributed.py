@@ -16,6 +16,8 @@ torchrun would set and the same entry point (`explorer.cli.main`), which saves t
 
 from __future__ import annotations
 
+import argparse
+import faulthandler
 import json
 import multiprocessing
 import os
@@ -25,11 +27,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from explorer.cli import main
 from explorer.models import registry
+from explorer.progress import run_job
+from explorer.training import distributed
+from explorer.training.loop import TrainingConfig, train
 from tests.training.conftest import write_tracks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,13 +86,15 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _rank_main(rank: int, world: int, port: int, argv: list[str], log: str) -> None:
+def _rank_main(rank: int, world: int, port: int, job, log: str) -> None:
+    """`job`: the `explorer` arguments, or a function returning an exit code."""
     code = 1
     try:
         handle = open(log, "w", buffering=1)
         os.dup2(handle.fileno(), 1)
         os.dup2(handle.fileno(), 2)
         sys.stdout = sys.stderr = handle
+        faulthandler.dump_traceback_later(90, exit=True, file=handle)  # a hang shows where
         os.environ.update(
             RANK=str(rank),
             WORLD_SIZE=str(world),
@@ -95,14 +104,14 @@ def _rank_main(rank: int, world: int, port: int, argv: list[str], log: str) -> N
             EXPLORER_DIST_TIMEOUT="60",
         )
         torch.set_num_threads(1)
-        code = main(argv)
+        code = job() if callable(job) else main(job)
     finally:
         sys.stdout.flush()
         os._exit(code)
 
 
-def run_ranks(argvs: list[list[str]], folder: Path) -> list[tuple[int, str]]:
-    """Fork one process per rank running `main(argv)`; `[(exit code, output)]` per rank."""
+def run_ranks(argvs: list, folder: Path) -> list[tuple[int, str]]:
+    """Fork one process per rank running `main(argv)` (or `argv()`); `[(exit code, output)]`."""
     port = _free_port()
     context = multiprocessing.get_context("fork")
     logs = [folder / f"rank{rank}.log" for rank in range(len(argvs))]
@@ -173,10 +182,10 @@ def test_a_rank_killed_mid_run_restarts_from_the_checkpoint_and_matches_one_proc
     reference = single_process(data, tmp_path / "one.pt", capsys, "--epochs", "3")
     history = payload["extra"]["history"]
     assert [record["epoch"] for record in history] == [1, 2, 3]
-    for distributed, single in zip(history, reference["history"], strict=True):
+    for shared, single in zip(history, reference["history"], strict=True):
         # Validation losses are all-reduced over both ranks' validation batches.
-        assert distributed["validation_loss"] == pytest.approx(single["validation_loss"], rel=1e-5)
-        assert distributed["train_loss"] == pytest.approx(single["train_loss"], rel=1e-5)
+        assert shared["validation_loss"] == pytest.approx(single["validation_loss"], rel=1e-5)
+        assert shared["train_loss"] == pytest.approx(single["train_loss"], rel=1e-5)
     assert_same_weights(tmp_path / "one.pt", out)
 
 
@@ -214,3 +223,82 @@ def test_bad_distributed_input_names_the_rank_and_the_cause(data: Path, tmp_path
     for rank, (code, log) in enumerate(results):
         assert code == 2 and f"rank {rank} of 2: no such training data" in log, log
     assert not (tmp_path / "x.pt").exists()
+
+
+# Validation losses per epoch of two validation batches; dealt round-robin, rank 0 sees only the
+# first and rank 1 only the second, and each alone would halve and stop at other epochs.
+FIRST = [5.0, 4.0, 3.5, 3.7, 3.0, 3.1, 2.7, 2.9, 3.1, 1.0, 1.0, 1.0]
+SECOND = [5.0, 4.0, 5.5, 4.7, 3.0, 3.1, 3.7, 3.7, 3.7, 1.0, 1.0, 1.0]
+
+
+class PlateauTask:
+    """A linear regression whose validation batches report scripted losses."""
+
+    kind = "scripted"
+    data_description = "scripted"
+
+    def __init__(self) -> None:
+        self.network = nn.Linear(3, 1)
+        self.epoch = 0
+
+    def model_config(self):
+        return {}
+
+    def module(self):
+        return self.network
+
+    def prepare(self):
+        yield from ()
+
+    def examples_per_epoch(self):
+        return 32
+
+    def train_batches(self, seed, epoch, batch_size):
+        rng = np.random.default_rng([seed, epoch])
+        for _ in range(32 // batch_size):
+            x = rng.standard_normal((batch_size, 3)).astype(np.float32)
+            yield x, x.sum(axis=1, keepdims=True)
+
+    def validation_batches(self):
+        self.epoch += 1
+        yield (np.zeros((1, 1), np.float32),)
+        yield (np.ones((1, 1), np.float32),)
+
+    def loss(self, batch):
+        if len(batch) == 1:
+            script = SECOND if float(batch[0][0, 0]) else FIRST
+            return torch.tensor(script[self.epoch - 1])
+        return nn.functional.mse_loss(self.network(batch[0]), batch[1])
+
+
+def _plateau_rank() -> int:
+    arguments = argparse.Namespace(device="cpu", resume=None, model=None, out=None, seeds=1)
+    with distributed.session(arguments) as device:
+        config = TrainingConfig(epochs=12, batch_size=8)
+        torch.manual_seed(0)
+        task = distributed.wrap(PlateauTask(), config, arguments)
+        result = run_job(train(task, config, device))
+    print(json.dumps({key: result[key] for key in ("epochs", "stopped", "history")}))
+    return 0
+
+
+def test_early_stopping_is_decided_on_the_reduced_loss_on_every_rank(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    single = run_job(
+        train(PlateauTask(), TrainingConfig(epochs=12, batch_size=8), torch.device("cpu"))
+    )
+    results = run_ranks([_plateau_rank, _plateau_rank], tmp_path)
+    reports = []
+    for code, log in results:
+        assert code == 0, log
+        reports.append(json.loads(log.strip().splitlines()[-1]))
+    means = [(a + b) / 2 for a, b in zip(FIRST, SECOND, strict=True)]
+    expected = pytest.approx(means[: single["epochs"]], rel=1e-6)
+    assert [r["validation_loss"] for r in single["history"]] == expected
+    for report in reports:
+        assert report["stopped"] == single["stopped"] == "early"
+        assert report["epochs"] == single["epochs"]
+        assert [r["learning_rate"] for r in report["history"]] == [
+            r["learning_rate"] for r in single["history"]
+        ]
+        assert [r["validation_loss"] for r in report["history"]] == expected
