@@ -186,6 +186,8 @@ class PlaybackEngine:
         self.clock = Clock()
         self.last_swap_published_at = 0.0
         self.last_swap_delivered_at = 0.0
+        # The thread closing a hung stream; PortAudio cannot shut down (at exit) while it runs.
+        self.abandoned: threading.Thread | None = None
         self._sounddevice: ModuleType | None = None
         self._stream = None
         self._state = "unavailable"
@@ -572,7 +574,8 @@ class PlaybackEngine:
         self._fail(DEVICE_STALLED)
         self._finished.set()
         if stream is not None:
-            threading.Thread(target=_abandon, args=(stream,), daemon=True).start()
+            self.abandoned = threading.Thread(target=_abandon, args=(stream,), daemon=True)
+            self.abandoned.start()
 
     def _connect(self, device: int | str | None) -> None:
         try:
