@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from explorer.audio.frontends import STFT, make_frontend
+from explorer.audio.frontends import PRESETS, STFT, make_frontend
 from explorer.audio.io import to_mono
 from explorer.audio.metrics import segment_median, si_sdr, target_bss_eval
 from explorer.data.track import ACCOMPANIMENT, Track
@@ -306,6 +306,13 @@ class Session:
             raise InputError(f"model '{result.model}' gives no mask for '{stem}'")
         if self.mask is not None and self.mask.stem == stem:
             return self.mask
+        if (probe.frontend or "eusipco2020") not in PRESETS:
+            # A learned filterbank (mod-cos) has decode_frames too, but its rows are not
+            # linear-frequency bins; the editor draws and picks cells in Hz for now.
+            raise InputError(
+                f"editing the mask of '{result.model}' is not supported yet: it lives in "
+                f"the learned '{probe.frontend}' representation, not an STFT"
+            )
         frontend = make_frontend(probe.frontend or "eusipco2020")
         if frontend.sample_rate != track.sample_rate:
             raise InputError(

@@ -231,3 +231,28 @@ def test_metrics_job_scores_edited_stems(separated):
         silenced["vocals"]["si_sdr"] is None
         or silenced["vocals"]["si_sdr"] < scores["vocals"]["si_sdr"]
     )
+
+
+def test_masks_in_a_learned_representation_are_refused_clearly():
+    from explorer.session import Separation
+
+    track = small_track(0.3)
+    session = Session(EventHub(strict=True))
+    session.open_track(track)
+    mask = probes.Mask(
+        "learned mask", "vocals", np.ones((8, 10), np.float32), 128, SAMPLE_RATE, "modcos"
+    )
+    session.add_result(
+        Separation(
+            "modcos",
+            "cpu",
+            0.1,
+            {"vocals": track.mixture.copy()},
+            {"mask/vocals": mask},
+            0.0,
+            track.seconds,
+        )
+    )
+    assert session.mask_stems() == ["vocals"]
+    with pytest.raises(InputError, match="not supported yet"):
+        session.begin_mask("vocals")

@@ -689,10 +689,13 @@ class MainWindow(QMainWindow):
         stems = self.session.mask_stems()
         current = "vocals" if "vocals" in stems else (stems[0] if stems else None)
         self.mask_panel.set_stems(stems, current)
+        self.mask_panel.set_layer(None)
         if current is not None:
-            self._guard(self.session.begin_mask)(current)
-        else:
-            self.mask_panel.set_layer(None)
+            try:
+                self.session.begin_mask(current)
+            except InputError as error:  # not an error of the user's: say it where it shows
+                self.mask_panel.plot.setTitle(str(error), size="9pt")
+                self.mask_panel.set_stems([], None)
         self._update_mask_background()
         self._stale_panels = {"activations", "kernels", "matrix"}
         for name in ("activations", "kernels", "matrix"):
