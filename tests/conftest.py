@@ -7,8 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# One torch thread for the whole run, set once: the test matrices are small, CI has 2 busy
+# cores, and changing the count mid-run breaks oneMKL's batched LU in torch 2.13's CPU build.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -27,15 +27,6 @@ VARIANTS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine is shared: torch's thread pool on busy cores is many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def network(seed: int = 0, **values) -> drdnn.DRDNNNetwork:
     torch.manual_seed(seed)
     return drdnn.DRDNNNetwork(drdnn.DRDNNConfig(**{**TINY, **values}))

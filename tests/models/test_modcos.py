@@ -20,16 +20,6 @@ from explorer.models import modcos, registry
 TINY = {"components": 6, "kernel_length": 32, "hop_length": 8, "dilation": 3, "segment_samples": 64}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions on a busy shared CPU: OpenMP's second thread costs far more than it
-    gives (0.3 s per call instead of 0.3 ms)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(kind: str = "modcos", **changes) -> modcos.ModCosConfig:
     return modcos.preset_config("tiny", kind, **{**TINY, **changes})
 

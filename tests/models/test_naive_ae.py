@@ -16,15 +16,6 @@ from explorer.models.naive_ae import RBM, NaiveAEConfig, PatchLayout
 TINY = {"hidden": (24, 16), "patch_length": 5}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small matrices on a shared, busy CPU: torch's thread pool only adds waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def sigmoid(value: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-value))
 

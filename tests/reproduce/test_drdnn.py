@@ -9,21 +9,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 
 from explorer.cli import main
 from explorer.data.track import STEM_NAMES, Track
 from explorer.reproduce import drdnn as reproduction
 from explorer.training.loop import TrainingConfig
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_plan(options) -> reproduction.Plan:

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from explorer.errors import InputError
 from explorer.progress import run_job
@@ -28,14 +27,6 @@ MINIATURE = {
     "test_tracks": 1,
     "test_seconds": 1.0,
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_quick_plan_is_scaled_down_and_says_so():

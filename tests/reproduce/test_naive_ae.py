@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from explorer.errors import InputError
 from explorer.models import registry
@@ -29,14 +28,6 @@ TINY = {
     "model": {"hidden": [24, 12], "rbm_epochs": 1, "training_stride": 2},
     "training": TrainingConfig(epochs=1, batch_size=32, learning_rate=1e-3),
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_quick_plan_is_small_and_overrides_merge() -> None:

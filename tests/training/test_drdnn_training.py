@@ -24,14 +24,6 @@ from tests.training.conftest import write_tracks
 TINY = {"kind": "drdnn", "preset": "tiny"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def four_stem_folder(root: Path, count: int = 3, seconds: float = 0.6, incomplete: int = 0) -> Path:
     write_tracks(root, count, seconds, STEM_NAMES)
     for index in range(incomplete):  # alternately without vocals and without drums

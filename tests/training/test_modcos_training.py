@@ -19,14 +19,6 @@ SEGMENT = 256
 CONFIG = {"kind": "modcos", "preset": "tiny", "segment_samples": SEGMENT, "set_size": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def labelled_track(
     index: int, samples: int = 3 * SEGMENT // 2 + SEGMENT, poison: bool = False
 ) -> Track:
