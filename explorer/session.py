@@ -150,27 +150,52 @@ class AudioEdit:
 
 
 class MaskLayer:
-    """The editable mask of one stem and what re-synthesises it.
+    """The editable mask of one stem and what re-synthesises it, in any representation.
 
-    `values (bins, frames)` is the current mask; `original` the model's. `spectrum (channels,
-    bins, frames)` is the mixture excerpt in the mask's front-end; an edit of frames
-    `[start, stop)` decodes only those frames (`decode_frames`) of `spectrum * values`, so its
-    cost does not grow with the track. The edited stem is the mask applied to each channel of
-    the mixture, the way mask models produce their output."""
+    `values (rows, frames)` is the current mask; `original` the model's. `representation
+    (channels, rows, frames)` is the mixture excerpt in the mask's front-end: a complex STFT
+    (rows are frequency bins) or a model's real learned representation A = E(m) (rows are
+    components). `frontend` is any object with the front-end interface of DESIGN.md
+    (`hop_length`, `sample_rate`, `sample_span`, `decode_frames`). An edit of frames
+    `[start, stop)` decodes only those frames (`decode_frames`) of `representation * values`,
+    so its cost does not grow with the track. The edited stem is the mask applied to each
+    channel of the mixture (of its mono downmix for mono models), the way mask models produce
+    their output."""
 
     def __init__(
-        self, probe: probes.Mask, frontend: STFT, spectrum: torch.Tensor, offset: int, length: int
+        self,
+        probe: probes.Mask,
+        frontend: Any,
+        representation: torch.Tensor,
+        offset: int,
+        length: int,
     ) -> None:
         self.probe = probe
         self.stem = probe.stem
         self.frontend = frontend
-        self.spectrum = spectrum
+        self.representation = representation
         self.offset = offset
         self.length = length
+        # Rows in Hz for an STFT (bin spacing); None: rows are a learned representation's
+        # components, drawn on a component axis.
+        self.row_hertz: float | None = (
+            frontend.sample_rate / frontend.config.n_fft if isinstance(frontend, STFT) else None
+        )
+        self.row_label = "Hz" if self.row_hertz is not None else "component"
+        # Frames beyond an edited range whose synthesis overlaps its samples: one frame's span
+        # (an STFT window, a learned kernel) in hops.
+        middle = max(0, representation.shape[-1] // 2)
+        first, last = frontend.sample_span(middle, middle + 1, 1 << 62)
+        self.reach = -(-(last - first) // frontend.hop_length) + 1
         # Not clipped: a skip-filtering mask may exceed 1, and the edited audio must equal the
         # model's own masking where the user changed nothing.
         self.original = np.asarray(probe.values, dtype=np.float32).copy()
         self.values = self.original.copy()
+
+    @property
+    def spectrum(self) -> torch.Tensor:
+        """The mixture representation (named for the STFT case; kept for callers)."""
+        return self.representation
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -188,16 +213,37 @@ class MaskLayer:
         """Re-synthesise frames `[frame_start, frame_stop)`: `(first track sample, (channels,
         span))`, equal to the full decode of the masked excerpt on that span."""
         frames = self.values.shape[1]
-        reach = -(-self.frontend.config.n_fft // self.frontend.hop_length)
-        low, high = max(0, frame_start - reach), min(frames, frame_stop + reach)
-        mask = torch.from_numpy(self.values[:, low:high]).to(self.spectrum.device)
-        piece = self.spectrum[..., low:high] * mask
+        low, high = max(0, frame_start - self.reach), min(frames, frame_stop + self.reach)
+        mask = torch.from_numpy(self.values[:, low:high]).to(self.representation.device)
+        piece = self.representation[..., low:high] * mask.to(self.representation.real.dtype)
         origin = low * self.frontend.hop_length
         with torch.inference_mode():
             wave, first = self.frontend.decode_frames(
                 piece, frame_start - low, frame_stop - low, self.length - origin
             )
-        return self.offset + origin + first, wave.cpu().numpy().astype(np.float32)
+        return self.offset + origin + first, wave.detach().cpu().numpy().astype(np.float32)
+
+
+def mask_frontend(result: Separation, probe: probes.Mask) -> Any:
+    """The front-end object a mask lives in: the separator's own (`mask_frontend(probe)`, e.g.
+    a mod-cos model's encoder/decoder), else the STFT preset the probe names."""
+    hook = getattr(result.separator, "mask_frontend", None)
+    frontend = hook(probe) if hook is not None else None
+    if frontend is not None:
+        return frontend
+    if (probe.frontend or "eusipco2020") in PRESETS:
+        return make_frontend(probe.frontend or "eusipco2020")
+    raise InputError(
+        f"model '{result.model}' gives its mask in the '{probe.frontend}' representation, "
+        "but not the front-end that decodes it (load the model again to edit its mask)"
+    )
+
+
+def _device_of(frontend: Any) -> torch.device:
+    if isinstance(frontend, torch.nn.Module):
+        for tensor in (*frontend.parameters(), *frontend.buffers()):
+            return tensor.device
+    return torch.device("cpu")
 
 
 class Session:
@@ -306,14 +352,7 @@ class Session:
             raise InputError(f"model '{result.model}' gives no mask for '{stem}'")
         if self.mask is not None and self.mask.stem == stem:
             return self.mask
-        if (probe.frontend or "eusipco2020") not in PRESETS:
-            # A learned filterbank (mod-cos) has decode_frames too, but its rows are not
-            # linear-frequency bins; the editor draws and picks cells in Hz for now.
-            raise InputError(
-                f"editing the mask of '{result.model}' is not supported yet: it lives in "
-                f"the learned '{probe.frontend}' representation, not an STFT"
-            )
-        frontend = make_frontend(probe.frontend or "eusipco2020")
+        frontend = mask_frontend(result, probe)
         if frontend.sample_rate != track.sample_rate:
             raise InputError(
                 f"mask editing needs the track at {frontend.sample_rate} Hz "
@@ -322,11 +361,14 @@ class Session:
         offset = int(round(result.probe_start * track.sample_rate))
         length = int(round(result.probe_seconds * track.sample_rate))
         excerpt = track.mixture[:, offset : offset + length]
+        if getattr(result.separator, "mono", False):
+            excerpt = to_mono(excerpt)  # what the model masked (its probes are of the downmix)
+        wave = torch.from_numpy(np.ascontiguousarray(excerpt)).to(_device_of(frontend))
         with torch.inference_mode():
-            spectrum = frontend.encode(torch.from_numpy(np.ascontiguousarray(excerpt)))
+            spectrum = frontend.encode(wave)
         if spectrum.shape[1:] != probe.values.shape:
             raise InputError(
-                f"mask shape {probe.values.shape} does not fit the {probe.frontend} "
+                f"mask shape {probe.values.shape} does not fit the {probe.frontend or 'STFT'} "
                 f"representation {tuple(spectrum.shape[1:])} of the excerpt"
             )
         self._drop_mask()

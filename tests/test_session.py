@@ -233,7 +233,7 @@ def test_metrics_job_scores_edited_stems(separated):
     )
 
 
-def test_masks_in_a_learned_representation_are_refused_clearly():
+def test_a_learned_mask_without_its_front_end_is_refused_clearly():
     from explorer.session import Separation
 
     track = small_track(0.3)
@@ -254,5 +254,53 @@ def test_masks_in_a_learned_representation_are_refused_clearly():
         )
     )
     assert session.mask_stems() == ["vocals"]
-    with pytest.raises(InputError, match="not supported yet"):
+    # no separator kept, so nothing can decode the 'modcos' representation
+    with pytest.raises(InputError, match="not the front-end that decodes it"):
         session.begin_mask("vocals")
+
+
+def test_modcos_mask_edit_in_the_learned_representation_matches_a_full_decode():
+    """The mod-cos mask lives in the learned representation A = E(m) (components x frames):
+    a toggled cell re-synthesises only the span `decode_frames` reports, and there equals an
+    independent full `decode` of E(m) * the edited mask."""
+    from explorer.audio.io import to_mono
+    from explorer.data.sources import open_track
+
+    track = open_track("demo").excerpt(3.8, 1.5)
+    result = run_job(separate_job(track, "modcos", "cpu"))
+    session = Session(EventHub(strict=True))
+    session.open_track(track)
+    session.add_result(result)
+    assert "vocals" in session.mask_stems()
+    layer = session.begin_mask("vocals")
+    model = result.separator.model
+    assert layer.frontend is model and layer.row_hertz is None and layer.row_label == "component"
+    assert not torch.is_complex(layer.representation)
+    components, frames = layer.shape
+    assert components == model.config.components
+    offset = int(round(result.probe_start * track.sample_rate))
+    excerpt = to_mono(track.mixture[:, offset : offset + layer.length])
+    with torch.inference_mode():
+        encoded = model.encode(torch.from_numpy(np.ascontiguousarray(excerpt)))
+    # a cell where the mixture has energy, in the middle of the excerpt
+    frame = frames // 2
+    component = int(torch.argmax(encoded[0, :, frame]))
+    before = session.result.stems["vocals"].copy()
+    edit = session.toggle_cell(component, frame)
+    assert edit is not None
+    first, last = model.sample_span(frame, frame + 1, layer.length)
+    assert (edit.start, edit.start + edit.samples.shape[-1]) == (offset + first, offset + last)
+    after = session.result.stems["vocals"]
+    outside = np.ones(after.shape[-1], dtype=bool)
+    outside[offset + first : offset + last] = False
+    np.testing.assert_array_equal(after[:, outside], before[:, outside])
+    assert not np.allclose(after[:, ~outside], before[:, ~outside])
+    with torch.inference_mode():
+        full = model.decode(encoded * torch.from_numpy(layer.values), layer.length)[0].numpy()
+    for channel in after:
+        np.testing.assert_allclose(
+            channel[offset + first : offset + last], full[first:last], atol=1e-5
+        )
+    # undo puts the samples back exactly
+    session.undo()
+    np.testing.assert_array_equal(session.result.stems["vocals"], before)

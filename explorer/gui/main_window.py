@@ -138,6 +138,7 @@ class MainWindow(QMainWindow):
         self.mask_panel = MaskPanel()
         self.spectrograms.time_link.add(self.mask_panel.plot)
         self.spectrograms.frequency_link.add(self.mask_panel.plot)
+        self.mask_panel.frequency_link = self.spectrograms.frequency_link
         self.activations = ActivationsPanel()
         self.activations.set_time_link(self.spectrograms.time_link)
         self.kernels = KernelsPanel()

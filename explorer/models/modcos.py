@@ -678,6 +678,11 @@ class ModCosSeparator(Separator):
         self.model.to(device)
         return self
 
+    def mask_frontend(self, probe: probes.Mask) -> ModCosAutoencoder | None:
+        """The front-end its masks live in: the model itself (`encode` gives A = E(m),
+        `decode` / `decode_frames` synthesise a masked A), so masks are edited like any other."""
+        return self.model if probe.frontend == self.kind else None
+
     def reference_stems(self, track: Track) -> tuple[str, ...]:
         return ("vocals", ACCOMPANIMENT)
 

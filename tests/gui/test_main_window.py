@@ -457,3 +457,47 @@ def test_unit_surgery_plays_the_selected_code_units(qtbot, opened):
     heard = window.playback.mixer.render_all()
     assert heard.shape[-1] == window.session.track.mixture.shape[-1] and np.isfinite(heard).all()
     assert window.errors == []
+
+
+def test_modcos_mask_is_editable_on_a_component_axis(qtbot, opened):
+    """The mod-cos mask lives in the learned representation: the panel draws components x
+    frames (a 'component' axis, off the spectrograms' Hz axis) and a toggled cell is heard."""
+    from PySide6.QtCore import QPointF
+
+    window = opened
+    window.model_box.setCurrentText("modcos")
+    window.separate()
+    wait_for_jobs(qtbot, window)
+    assert window.session.result is not None and window.session.result.model == "modcos"
+    layer = window.session.mask
+    assert layer is not None and layer.stem == "vocals", window.errors
+    panel = window.mask_panel
+    assert panel.layer is layer and layer.row_hertz is None
+    assert "component" in panel.plot.getAxis("left").labelText
+    assert not window.spectrograms.frequency_link.contains(panel.plot)
+    assert panel.plot.vb.viewRange()[1][1] == pytest.approx(layer.shape[0] - 0.5)
+    before = window.playback.stem_audio("vocals")
+    frame = layer.shape[1] // 2
+    component = int(np.argmax(layer.representation[0, :, frame].cpu().numpy()))
+    point = QPointF(
+        layer.offset / layer.frontend.sample_rate + frame * layer.seconds_per_frame(), component
+    )
+    assert panel.cell_at(point) == (component, frame)
+    value = layer.values[component, frame]
+    panel.set_tool("toggle")
+    panel.click(point)
+    assert layer.values[component, frame] == (0.0 if value > 0.5 else 1.0)
+    after = window.playback.stem_audio("vocals")
+    first, last = layer.frontend.sample_span(frame, frame + 1, layer.length)
+    changed = np.flatnonzero(np.any(np.abs(after - before) > 0, axis=0))
+    assert changed.size > 0
+    assert changed.min() >= layer.offset + first and changed.max() < layer.offset + last
+    window.undo_action.trigger()
+    np.testing.assert_array_equal(window.playback.stem_audio("vocals"), before)
+    # back to an STFT model: the mask panel follows the spectrograms' Hz axis again
+    window.model_box.setCurrentText("oracle-irm")
+    window.separate()
+    wait_for_jobs(qtbot, window)
+    assert window.session.mask is not None and window.session.mask.row_hertz is not None
+    assert window.spectrograms.frequency_link.contains(panel.plot)
+    assert window.errors == []

@@ -83,16 +83,25 @@ class AxisLink:
             plot.setYRange(*span, padding=0)
 
     def add(self, plot: pg.PlotItem) -> None:
-        self.plots.append(plot)
-        self._signal(plot).connect(lambda _, span, plot=plot: self._spread(plot, span))
+        """Follow the master (again, after `remove`: connected once per plot)."""
+        if not any(item is plot for item in self.plots):
+            self.plots.append(plot)
+        if not getattr(plot, "_axis_links", None):
+            plot._axis_links = set()
+        if id(self) not in plot._axis_links:
+            plot._axis_links.add(id(self))
+            self._signal(plot).connect(lambda _, span, plot=plot: self._spread(plot, span))
         self._set(plot, self.master.vb.viewRange()[0 if self.axis == "x" else 1])
+
+    def contains(self, plot: pg.PlotItem) -> bool:
+        return any(item is plot for item in self.plots)
 
     def remove(self, plot: pg.PlotItem) -> None:
         self.plots = [item for item in self.plots if item is not plot]
 
     def _spread(self, source: pg.PlotItem, span) -> None:
-        if self._busy:
-            return
+        if self._busy or (source is not self.master and not self.contains(source)):
+            return  # a removed plot keeps its connection but no longer drives the others
         self._busy = True
         try:
             alive = []

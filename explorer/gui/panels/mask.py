@@ -1,4 +1,8 @@
-"""Live mask editing: the mask of one stem over the mixture spectrogram, with tools.
+"""Live mask editing: the mask of one stem over the mixture, with tools.
+
+The mask is drawn in its own representation: over the mixture spectrogram (rows in Hz) for an
+STFT mask, or over the mixture's learned representation A = E(m) (rows are components, on a
+"component" axis) for a model such as mod-cos.
 
 Tools (left mouse button): toggle a cell, paint or erase with a square brush, or fill a
 rectangle (with Shift: erase it). The right button and the wheel still pan and zoom. A brush
@@ -85,6 +89,10 @@ class MaskPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.layer: MaskLayer | None = None
+        # The spectrograms' frequency axis (set by the window): followed while the mask's rows
+        # are in Hz, left while they are a learned representation's components.
+        self.frequency_link = None
+        self._spectrogram: tuple | None = None
         self.tool = "toggle"
         self._stroke: list[tuple[int, int]] = []
         self._build_controls()
@@ -211,6 +219,10 @@ class MaskPanel(QWidget):
     def set_background(
         self, spectrogram: Spectrogram | None, colour_map: str, levels: tuple[float, float]
     ) -> None:
+        self._spectrogram = (spectrogram, colour_map, levels)
+        if self.layer is not None and self.layer.row_hertz is None:
+            self._draw_representation(colour_map)
+            return
         if spectrogram is None:
             self.background.clear()
             return
@@ -227,12 +239,48 @@ class MaskPanel(QWidget):
     def set_layer(self, layer: MaskLayer | None) -> None:
         self.layer = layer
         self.set_enabled(layer is not None)
+        self._set_rows(layer)
         if layer is None:
             self.overlay.clear()
             self.plot.setTitle("mask: separate with a mask model (oracle, SF) to edit", size="9pt")
             return
-        self.plot.setTitle(f"{layer.probe.label} — bright: kept, dark: removed", size="9pt")
+        where = "" if layer.row_hertz is not None else " (learned representation)"
+        self.plot.setTitle(f"{layer.probe.label}{where} — bright: kept, dark: removed", size="9pt")
         self.refresh()
+
+    def _set_rows(self, layer: MaskLayer | None) -> None:
+        """The left axis: Hz, linked to the spectrograms, for an STFT mask; components of the
+        learned representation otherwise (and its magnitude as the background)."""
+        learned = layer is not None and layer.row_hertz is None
+        self.plot.setLabel("left", "component (ascending kernel frequency)" if learned else "Hz")
+        link = self.frequency_link
+        if learned:
+            if link is not None:
+                link.remove(self.plot)
+            self.plot.setYRange(-0.5, layer.shape[0] - 0.5, padding=0)
+            self._draw_representation(self._spectrogram[1] if self._spectrogram else "magma")
+        else:
+            if link is not None and not link.contains(self.plot):
+                link.add(self.plot)
+            if self._spectrogram is not None:
+                self.set_background(*self._spectrogram)
+
+    def _draw_representation(self, colour_map: str) -> None:
+        """The mixture's learned representation (first channel) in dB, under the mask."""
+        layer = self.layer
+        magnitude = layer.representation[0].abs().float().cpu().numpy()
+        decibels = 20 * np.log10(np.maximum(magnitude, 1e-8))
+        top = float(decibels.max()) if decibels.size else 0.0
+        self.background.setLookupTable(lookup_table(colour_map))
+        self.background.setImage(decibels, levels=(top - 80.0, top), autoLevels=False)
+        place_image(
+            self.background,
+            layer.shape[1],
+            layer.shape[0],
+            layer.seconds_per_frame(),
+            1.0,
+            column_origin=layer.offset / layer.frontend.sample_rate,
+        )
 
     def refresh(self) -> None:
         """Redraw the overlay from the layer's current values."""
@@ -241,13 +289,12 @@ class MaskPanel(QWidget):
             return
         self.overlay.setImage(layer.values, levels=(0.0, 1.0), autoLevels=False)
         frame_seconds = layer.seconds_per_frame()
-        bin_hertz = layer.frontend.sample_rate / layer.frontend.config.n_fft
         place_image(
             self.overlay,
             layer.shape[1],
             layer.shape[0],
             frame_seconds,
-            bin_hertz,
+            layer.row_hertz or 1.0,
             column_origin=layer.offset / layer.frontend.sample_rate,
         )
 
@@ -256,11 +303,12 @@ class MaskPanel(QWidget):
 
     # ------------------------------------------------------------------ coordinates
     def cell_at(self, point: QPointF) -> tuple[int, int]:
-        """`(bin, frame)` of the mask under a view point (seconds, Hz); may be out of range."""
+        """`(row, frame)` of the mask under a view point (seconds, Hz or component); may be out
+        of range."""
         layer = self.layer
         seconds = point.x() - layer.offset / layer.frontend.sample_rate
         frame = int(round(seconds / layer.seconds_per_frame()))
-        bin_index = int(round(point.y() * layer.frontend.config.n_fft / layer.frontend.sample_rate))
+        bin_index = int(round(point.y() / (layer.row_hertz or 1.0)))
         return bin_index, frame
 
     def _inside(self, bin_index: int, frame: int) -> bool:
@@ -331,7 +379,12 @@ class MaskPanel(QWidget):
         bin_index, frame = self.cell_at(point)
         if self._inside(bin_index, frame):
             value = self.layer.values[bin_index, frame]
+            row = (
+                f"{point.y():.0f} Hz"
+                if self.layer.row_hertz is not None
+                else f"component {bin_index}"
+            )
             self.readout.emit(
-                f"mask {self.layer.stem}: {point.x():.3f} s, {point.y():.0f} Hz, "
+                f"mask {self.layer.stem}: {point.x():.3f} s, {row}, "
                 f"cell ({bin_index}, {frame}) = {value:.2f}"
             )
