@@ -731,13 +731,7 @@ def load(config: dict, state_dict: dict, name: str, device: torch.device) -> DRD
 
 def builtin(name: str, device: torch.device) -> DRDNNSeparator:
     """The shipped demo weights `resources/<name>.pt`."""
-    path = registry.RESOURCES / f"{name}.pt"
-    if not path.is_file():
-        raise InputError(
-            f"the demo weights for '{name}' are not shipped in {registry.RESOURCES}; train them with "
-            f"'explorer train --model {name} --data synth --out {path}' or pass a checkpoint path"
-        )
-    payload = registry.load_checkpoint(path, name)
+    payload = registry.shipped_checkpoint(f"{name}.pt", name, f"explorer train --model {name} --data synth")
     return load(payload["config"], payload["state_dict"], name, device)
 
 

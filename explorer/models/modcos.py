@@ -863,13 +863,8 @@ BUILTIN_RULES = {"modcos": "paper", "modcos-oracle-ibm": "ibm", "modcos-oracle-i
 def builtin(name: str, device: torch.device) -> ModCosSeparator:
     """The shipped demo weights `resources/modcos.pt`, with the paper's informed mask or an
     oracle mask in the learned representation."""
-    path = registry.RESOURCES / BUILTIN_FILE
-    if not path.is_file():
-        raise InputError(
-            f"the demo weights for '{name}' are not shipped in {registry.RESOURCES} yet; train them with "
-            f"'explorer train --model modcos --data synth --set preset=small --out {path}' or pass a checkpoint path"
-        )
-    payload = registry.load_checkpoint(path, "modcos")
+    payload = registry.shipped_checkpoint(
+        BUILTIN_FILE, "modcos", "explorer train --model modcos --data synth --set preset=small")
     return load(payload["config"], payload["state_dict"], name, device, BUILTIN_RULES[name])
 
 

@@ -813,13 +813,7 @@ def load(config: dict, state_dict: dict, name: str, device: torch.device) -> Nai
 
 def builtin(name: str, device: torch.device) -> NaiveAESeparator:
     """The shipped demo weights `resources/naive-ae.pt`."""
-    path = registry.RESOURCES / f"{name}.pt"
-    if not path.is_file():
-        raise InputError(
-            f"the demo weights for '{name}' are not shipped in {registry.RESOURCES}; train them with "
-            f"'explorer train --model naive-ae --data instruments --out {path}' or pass a checkpoint path"
-        )
-    payload = registry.load_checkpoint(path, KIND)
+    payload = registry.shipped_checkpoint(f"{name}.pt", KIND, "explorer train --model naive-ae --data instruments")
     return load(payload["config"], payload["state_dict"], name, device)
 
 

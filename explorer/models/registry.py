@@ -88,6 +88,16 @@ def load_checkpoint(path: str | Path, expected_kind: str | tuple[str, ...] | Non
     return payload
 
 
+def shipped_checkpoint(file_name: str, kind: str, train_hint: str) -> dict[str, Any]:
+    """The demo weights `resources/<file_name>`, validated as `kind`; InputError naming the
+    training command (`train_hint`, without `--out`) when they are not shipped."""
+    path = RESOURCES / file_name
+    if not path.is_file():
+        raise InputError(f"the demo weights for '{kind}' are not shipped in {RESOURCES}; train them with "
+                         f"'{train_hint} --out {path}' or pass a checkpoint path")
+    return load_checkpoint(path, kind)
+
+
 def separator_from_checkpoint(path: str | Path, device: torch.device, name: str | None = None) -> Separator:
     _register_families()
     payload = load_checkpoint(path)
