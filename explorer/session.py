@@ -224,6 +224,49 @@ class MaskLayer:
         return self.offset + origin + first, wave.detach().cpu().numpy().astype(np.float32)
 
 
+@dataclass
+class PreparedMask:
+    """What `Session.begin_mask` needs of a result's mask: the mixture excerpt encoded in the
+    mask's front-end (an STFT: worth computing off the GUI thread)."""
+
+    result: Separation
+    probe: probes.Mask
+    frontend: Any
+    spectrum: torch.Tensor
+    offset: int
+    length: int
+
+
+def prepare_mask(result: Separation, track: Track, stem: str) -> PreparedMask:
+    """Encode the excerpt of `track` that `result`'s `stem` mask covers (no session state)."""
+    probe = next(
+        (p for p in result.probes.values() if isinstance(p, probes.Mask) and p.stem == stem),
+        None,
+    )
+    if probe is None:
+        raise InputError(f"model '{result.model}' gives no mask for '{stem}'")
+    frontend = mask_frontend(result, probe)
+    if frontend.sample_rate != track.sample_rate:
+        raise InputError(
+            f"mask editing needs the track at {frontend.sample_rate} Hz "
+            f"(it is at {track.sample_rate} Hz)"
+        )
+    offset = int(round(result.probe_start * track.sample_rate))
+    length = int(round(result.probe_seconds * track.sample_rate))
+    excerpt = track.mixture[:, offset : offset + length]
+    if getattr(result.separator, "mono", False):
+        excerpt = to_mono(excerpt)  # what the model masked (its probes are of the downmix)
+    wave = torch.from_numpy(np.ascontiguousarray(excerpt)).to(_device_of(frontend))
+    with torch.inference_mode():
+        spectrum = frontend.encode(wave)
+    if spectrum.shape[1:] != probe.values.shape:
+        raise InputError(
+            f"mask shape {probe.values.shape} does not fit the {probe.frontend or 'STFT'} "
+            f"representation {tuple(spectrum.shape[1:])} of the excerpt"
+        )
+    return PreparedMask(result, probe, frontend, spectrum, offset, excerpt.shape[-1])
+
+
 def mask_frontend(result: Separation, probe: probes.Mask) -> Any:
     """The front-end object a mask lives in: the separator's own (`mask_frontend(probe)`, e.g.
     a mod-cos model's encoder/decoder), else the STFT preset the probe names."""
@@ -338,42 +381,22 @@ class Session:
             if isinstance(probe, probes.Mask) and probe.stem in result.stems
         ]
 
-    def begin_mask(self, stem: str) -> MaskLayer:
-        """Make `stem`'s mask editable (dropping edit history of another stem)."""
+    def begin_mask(self, stem: str, prepared: PreparedMask | None = None) -> MaskLayer:
+        """Make `stem`'s mask editable (dropping edit history of another stem). `prepared`:
+        `prepare_mask` of this result and stem, computed elsewhere (e.g. in a worker)."""
         result = self.result
         track = self.require_track()
         if result is None:
             raise InputError("separate the track first: mask editing needs a model's mask")
-        probe = next(
-            (p for p in result.probes.values() if isinstance(p, probes.Mask) and p.stem == stem),
-            None,
-        )
-        if probe is None:
-            raise InputError(f"model '{result.model}' gives no mask for '{stem}'")
         if self.mask is not None and self.mask.stem == stem:
             return self.mask
-        frontend = mask_frontend(result, probe)
-        if frontend.sample_rate != track.sample_rate:
-            raise InputError(
-                f"mask editing needs the track at {frontend.sample_rate} Hz "
-                f"(it is at {track.sample_rate} Hz)"
-            )
-        offset = int(round(result.probe_start * track.sample_rate))
-        length = int(round(result.probe_seconds * track.sample_rate))
-        excerpt = track.mixture[:, offset : offset + length]
-        if getattr(result.separator, "mono", False):
-            excerpt = to_mono(excerpt)  # what the model masked (its probes are of the downmix)
-        wave = torch.from_numpy(np.ascontiguousarray(excerpt)).to(_device_of(frontend))
-        with torch.inference_mode():
-            spectrum = frontend.encode(wave)
-        if spectrum.shape[1:] != probe.values.shape:
-            raise InputError(
-                f"mask shape {probe.values.shape} does not fit the {probe.frontend or 'STFT'} "
-                f"representation {tuple(spectrum.shape[1:])} of the excerpt"
-            )
+        if prepared is None or prepared.result is not result or prepared.probe.stem != stem:
+            prepared = prepare_mask(result, track, stem)
+        probe, frontend, spectrum = prepared.probe, prepared.frontend, prepared.spectrum
+        offset, length = prepared.offset, prepared.length
         self._drop_mask()
         result.stems[stem] = result.stems[stem].copy()  # edits write here; original stays
-        self.mask = MaskLayer(probe, frontend, spectrum, offset, excerpt.shape[-1])
+        self.mask = MaskLayer(probe, frontend, spectrum, offset, length)
         self.events.emit(MASK, layer=self.mask, frames=(0, self.mask.shape[1]))
         return self.mask
 

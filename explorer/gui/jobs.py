@@ -9,10 +9,11 @@ import numpy as np
 
 from explorer.data.sources import open_track
 from explorer.data.track import ACCOMPANIMENT, Track
+from explorer.errors import InputError
 from explorer.gui import spectra
 from explorer.models import probes
 from explorer.progress import Job, Progress
-from explorer.session import Separation, separate_job
+from explorer.session import PreparedMask, Separation, prepare_mask, separate_job
 
 MIXTURE = "mixture"
 
@@ -31,7 +32,7 @@ def open_job(input_name: str) -> Job[tuple[str, Track, dict[str, spectra.Spectro
     return input_name, track, images
 
 
-def separation_job(track: Track, model: str, device: str) -> Job[tuple[Track, Separation, dict]]:
+def separation_job(track: Track, model: str, device: str) -> Job[tuple[Track, Separation, dict, PreparedMask | None]]:
     """Separate (with probes), then the display spectrograms of the estimated stems."""
     result = yield from separate_job(track, model, device)
     hop = spectra.hop_for(track.mixture.shape[-1])
@@ -39,7 +40,23 @@ def separation_job(track: Track, model: str, device: str) -> Job[tuple[Track, Se
     for index, (stem, samples) in enumerate(result.stems.items()):
         images[stem] = spectra.compute(samples, track.sample_rate, hop)
         yield Progress(index + 1, len(result.stems), f"spectrogram of {stem}")
-    return track, result, images
+    return track, result, images, _prepare_default_mask(track, result)
+
+
+def _prepare_default_mask(track: Track, result: Separation) -> PreparedMask | None:
+    """The mask the window makes editable first (vocals, else the first), encoded here so
+    the GUI thread does not run that STFT; None where it cannot be (the GUI says why)."""
+    stems = [
+        probe.stem
+        for probe in result.probes.values()
+        if isinstance(probe, probes.Mask) and probe.stem in result.stems
+    ]
+    if not stems:
+        return None
+    try:
+        return prepare_mask(result, track, "vocals" if "vocals" in stems else stems[0])
+    except InputError:
+        return None
 
 
 def source_means_job(

@@ -13,16 +13,18 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QImage, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QToolBar,
     QWidget,
 )
@@ -103,6 +105,8 @@ class MainWindow(QMainWindow):
         self.estimate_images: dict[
             str, dict[str, spectra.Spectrogram]
         ] = {}  # model -> stem -> image
+        self._deferred: list = []  # `_defer`red pieces of drawing, one per event-loop pass
+        self.prepared_mask = None  # the first mask to edit, encoded by the separation worker
         self.errors: list[str] = []  # every error shown to the user (tests read it)
         self.block_starts: list[float] = []
         self._dialogs: list[QWidget] = []
@@ -132,6 +136,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ building
     def _build_panels(self) -> None:
         self.spectrograms = SpectrogramPanel()
+        self.spectrograms.incremental = True
         self.setCentralWidget(self.spectrograms)
         self.transport = TransportPanel()
         self.transport.set_engine_status(self.playback.status)
@@ -191,7 +196,13 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title.lower().replace(' ', '-')}")
-        dock.setWidget(widget)
+        # In a scroll area: a panel's controls (a row of boxes) would otherwise set the dock's
+        # minimum width, and the docks together push the window wider than the screen.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(widget)
+        dock.setWidget(scroll)
         self.addDockWidget(area, dock)
         return dock
 
@@ -417,7 +428,7 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1600, 1000)
+            self.resize(*first_run_size(self.screen() or QGuiApplication.primaryScreen()))
         state = settings.value("window_state")
         if state is not None:
             self.restoreState(state)
@@ -592,10 +603,11 @@ class MainWindow(QMainWindow):
         self.run_job("separate", lambda: separation_job(track, model, device), self._separated)
 
     def _separated(self, outcome) -> None:
-        track, result, images = outcome
+        track, result, images, prepared = outcome
         if track is not self.session.track:
             return  # another track was opened meanwhile
         self.estimate_images[result.model] = images
+        self.prepared_mask = prepared
         self.session.add_result(result)
         self.status(
             f"{result.model} separated {track.name} on {result.device} in {result.seconds:.1f} s"
@@ -664,7 +676,16 @@ class MainWindow(QMainWindow):
             if self.session.result is result:
                 self._guard(function)(result)
 
-        QTimer.singleShot(0, later)
+        # One piece per event-loop pass: zero-time timers would all run in the same pass.
+        self._deferred.append(later)
+        if len(self._deferred) == 1:
+            QTimer.singleShot(1, self._run_deferred)
+
+    def _run_deferred(self) -> None:
+        if self._deferred:
+            self._deferred.pop(0)()
+        if self._deferred:
+            QTimer.singleShot(1, self._run_deferred)
 
     def _estimate_image(self, stem: str, result) -> spectra.Spectrogram:
         """The display spectrogram of a result's stem (computed here if the worker did not)."""
@@ -693,7 +714,9 @@ class MainWindow(QMainWindow):
         self.mask_panel.set_layer(None)
         if current is not None:
             try:
-                self.session.begin_mask(current)
+                prepared = self.prepared_mask
+                self.prepared_mask = None
+                self.session.begin_mask(current, prepared)
             except InputError as error:  # not an error of the user's: say it where it shows
                 self.mask_panel.plot.setTitle(str(error), size="9pt")
                 self.mask_panel.set_stems([], None)
@@ -1251,6 +1274,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Cancel and wait for every job, stop the timers and the audio."""
         self._quitting = True
+        self._deferred.clear()
         for handle in list(self.jobs.values()):
             handle.set_paused(False)
             handle.cancel()
@@ -1259,6 +1283,16 @@ class MainWindow(QMainWindow):
         self.timer.stop()
         self.metrics_timer.stop()
         self.playback.close()
+
+
+def first_run_size(screen) -> tuple[int, int]:
+    """1600 x 1000, or less: what fits the screen's available area (less the frame)."""
+    width, height = 1600, 1000
+    if screen is not None:
+        available = screen.availableGeometry()
+        width = min(width, max(640, available.width() - 16))
+        height = min(height, max(480, available.height() - 40))
+    return width, height
 
 
 def short_name(model: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -210,33 +210,54 @@ class MatrixPanel(QWidget):
             return
         self.graphics.clear()
         self.views = []
+        self._links = None
+        self._generation = getattr(self, "_generation", 0) + 1
         columns = max(1, int(np.ceil(np.sqrt(len(shown)))))
-        links: tuple[AxisLink, AxisLink] | None = None
-        for index, matrix in enumerate(shown):
-            plot = self.graphics.addPlot(row=index // columns, col=index % columns)
-            style_plot(plot, matrix_title(matrix), matrix.row_label, matrix.column_label)
-            plot.setTitle(matrix_title(matrix), size="8pt")
-            plot.invertY(True)
-            plot.vb.disableAutoRange()
-            image = pg.ImageItem(axisOrder="row-major")
-            image.setLookupTable(lookup_table("CET-L1"))
-            values = np.abs(np.asarray(matrix.values, dtype=np.float32))
-            high = float(np.percentile(values, 99.5)) if values.size else 1.0
-            image.setImage(values, levels=(0.0, max(high, 1e-9)), autoLevels=False)
-            image.setRect(-0.5, -0.5, values.shape[1], values.shape[0])
-            plot.addItem(image)
-            plot.setRange(
-                xRange=(-0.5, values.shape[1] - 0.5),
-                yRange=(-0.5, values.shape[0] - 0.5),
-                padding=0,
-            )
-            if links is None:
-                links = (AxisLink(plot, "x"), AxisLink(plot, "y"))
+        if not self.isVisible():
+            for index, matrix in enumerate(shown):
+                self._add_view(index, matrix, columns)
+            self._laid_out()
+            return
+        # Shown: one plot per event-loop turn (a new plot costs ~15-30 ms of GUI time).
+        generation = self._generation
+
+        def step(index: int) -> None:
+            if generation != self._generation:
+                return  # another layout replaced this one
+            if index < len(shown):
+                self._add_view(index, shown[index], columns)
+                QTimer.singleShot(1, lambda: step(index + 1))  # one per pass
             else:
-                links[0].add(plot)
-                links[1].add(plot)
-            self.views.append(MatrixView(matrix, plot, image, []))
-        self._links = links
+                self._laid_out()
+
+        step(0)
+
+    def _add_view(self, index: int, matrix: Matrix, columns: int) -> None:
+        plot = self.graphics.addPlot(row=index // columns, col=index % columns)
+        style_plot(plot, matrix_title(matrix), matrix.row_label, matrix.column_label)
+        plot.setTitle(matrix_title(matrix), size="8pt")
+        plot.invertY(True)
+        plot.vb.disableAutoRange()
+        image = pg.ImageItem(axisOrder="row-major")
+        image.setLookupTable(lookup_table("CET-L1"))
+        values = np.abs(np.asarray(matrix.values, dtype=np.float32))
+        high = float(np.percentile(values, 99.5)) if values.size else 1.0
+        image.setImage(values, levels=(0.0, max(high, 1e-9)), autoLevels=False)
+        image.setRect(-0.5, -0.5, values.shape[1], values.shape[0])
+        plot.addItem(image)
+        plot.setRange(
+            xRange=(-0.5, values.shape[1] - 0.5),
+            yRange=(-0.5, values.shape[0] - 0.5),
+            padding=0,
+        )
+        if self._links is None:
+            self._links = (AxisLink(plot, "x"), AxisLink(plot, "y"))
+        else:
+            self._links[0].add(plot)
+            self._links[1].add(plot)
+        self.views.append(MatrixView(matrix, plot, image, []))
+
+    def _laid_out(self) -> None:
         if self.selection is not None:
             self.select_cell(*self.selection)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -89,6 +89,12 @@ class SpectrogramPanel(QWidget):
         self._stem_rows: list[str] = []
         self._placed: dict[str, pg.PlotItem] = {}  # view key -> its plot in the layout
         self._plan: list[tuple[str, int, int]] = []
+        # Plots still to create, one per event-loop turn while the panel is shown (creating
+        # and first painting a plot costs ~20-30 ms of GUI time: several at once would stall).
+        self._pending: list[str] = []
+        self._span = 2
+        self._pending_scheduled = False
+        self.incremental = False  # the window sets it: new plots one per pass while shown
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self) -> None:
@@ -265,16 +271,22 @@ class SpectrogramPanel(QWidget):
             for key, plot in self._placed.items()
             if key in self.views and self.views[key].plot is plot
         }
-        if plan == self._plan and len(current) == len(plan):
+        pending = [key for key in self._pending if key in self.views and key not in current]
+        if plan == self._plan and len(current) + len(pending) == len(plan):
             return
+        incremental = self.incremental and self.isVisible()
         for plot in self._placed.values():
             self.graphics.removeItem(plot)  # kept alive by `self._placed` until dropped below
         placed: dict[str, pg.PlotItem] = {}
+        self._pending = []
         for key, row, column in plan:
             view = self.views[key]
             plot = current.pop(key, None)
             if plot is not None:
                 self.graphics.addItem(plot, row=row, col=column, colspan=span)
+            elif incremental:
+                self._pending.append(key)  # created in a later event-loop turn
+                continue
             else:
                 plot = self._make_plot(key, row, column, span)
                 self._attach(view, plot)
@@ -286,20 +298,50 @@ class SpectrogramPanel(QWidget):
                 if key in self.views and self.views[key].plot is plot:
                     view = self.views[key]
                     view.plot = view.image = view.playhead = None
-        self._placed, self._plan = placed, plan
+        self._placed, self._plan, self._span = placed, plan, span
         self.frequency_lines = [
             (plot, line)
             for plot, line in self.frequency_lines
             if plot is self.master or plot in placed.values()
         ]
-        last_row = {key for key, row, _ in plan if row == len(stems)}
-        for key, plot in placed.items():
+        self._label_bottom_axes(stems)
+        self.graphics.setMinimumHeight(ROW_HEIGHT * (1 + len(stems)))
+        self._stem_rows = stems
+        self._schedule_pending()
+
+    def _label_bottom_axes(self, stems: list[str]) -> None:
+        last_row = {key for key, row, _ in self._plan if row == len(stems)}
+        for key, plot in self._placed.items():
             plot.setLabel("bottom", "time (s)")
             plot.getAxis("bottom").showLabel(key in last_row)
         self.master.setLabel("bottom", "time (s)")
         self.master.getAxis("bottom").showLabel(not last_row)
-        self.graphics.setMinimumHeight(ROW_HEIGHT * (1 + len(stems)))
-        self._stem_rows = stems
+
+    def _schedule_pending(self) -> None:
+        if self._pending and not self._pending_scheduled:
+            self._pending_scheduled = True
+            QTimer.singleShot(1, self._create_next)  # a timer: one per pass
+
+    def _create_next(self) -> None:
+        """Create one pending plot (in its planned place), then come back for the next."""
+        self._pending_scheduled = False
+        while self._pending:
+            key = self._pending.pop(0)
+            place = next(((row, column) for k, row, column in self._plan if k == key), None)
+            view = self.views.get(key)
+            if place is None or view is None or key in self._placed:
+                continue
+            plot = self._make_plot(key, place[0], place[1], self._span)
+            self._attach(view, plot)
+            self._placed[key] = plot
+            self._label_bottom_axes(self._stem_rows)
+            break
+        self._schedule_pending()
+
+    def finish_layout(self) -> None:
+        """Create every pending plot now (for callers that need them at once)."""
+        while self._pending:
+            self._create_next()
 
     def _stem_rows_to_show(self) -> list[str]:
         """With estimates: the stems the model gives (each beside its true stem); without:
