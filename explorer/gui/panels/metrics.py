@@ -75,7 +75,8 @@ class MetricsPanel(QWidget):
             )
         else:
             self.note.setText(
-                "metrics need a track with true stems (a .stem.mp4 or a track folder)"
+                "separate to see SI-SDR, SDR, SIR and SAR per stem "
+                "(needs true stems: a .stem.mp4, a track folder or the demo)"
             )
 
     def export_csv(self, path: str | Path) -> Path:
