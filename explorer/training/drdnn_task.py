@@ -30,7 +30,7 @@ from explorer.errors import InputError
 from explorer.models import drdnn
 from explorer.progress import Job, Progress
 from explorer.training.data import TrainingData
-from explorer.training.frames import ExamplePool
+from explorer.training.frames import ExamplePool, band_scale
 from explorer.training.tasks import register_task
 
 VALIDATION_BATCH = 32
@@ -121,11 +121,7 @@ class DRDNNTask:
             squares += np.square(frames).sum(axis=0)
             count += len(frames)
             yield Progress(index + 1, sources, f"spectrograms {index + 1}/{sources}")
-        variance = (
-            np.maximum(squares / count - (total / count) ** 2, 0.0) * count / max(count - 1, 1)
-        )
-        scale = torch.from_numpy(np.sqrt(variance)).float().clamp_min(1e-5)
-        self.network.scale.copy_(scale)
+        self.network.scale.copy_(band_scale(total, squares, count))
 
     def examples_per_epoch(self) -> int:
         self.check_sources()
@@ -135,12 +131,7 @@ class DRDNNTask:
         return self.train_pool.batches(seed, epoch, batch_size)
 
     def validation_batches(self) -> Iterator[tuple]:
-        for mixture, stems in self.validation_pool.all_examples():
-            for start in range(0, len(mixture), VALIDATION_BATCH):
-                yield (
-                    mixture[start : start + VALIDATION_BATCH],
-                    stems[start : start + VALIDATION_BATCH],
-                )
+        return self.validation_pool.ordered_batches(VALIDATION_BATCH)
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         mixture, stems = (part.float() for part in batch)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
+import torch
 
 from explorer.data.track import Track
 from explorer.training.data import TrackSource
@@ -61,6 +62,12 @@ class ExamplePool:
         for index in range(len(self.sources)):
             yield self.track_examples(index)
 
+    def ordered_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, ...]]:
+        """Each track's examples in order, cut into batches of at most `batch_size` (validation)."""
+        for arrays in self.all_examples():
+            for start in range(0, len(arrays[0]), batch_size):
+                yield tuple(array[start : start + batch_size] for array in arrays)
+
     def batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple[np.ndarray, ...]]:
         """Shuffled batches `(batch, ...)` for one epoch; the last batch may be smaller."""
         # Computing every track first makes the pool size the same in every process, so a
@@ -79,3 +86,10 @@ class ExamplePool:
 
     def _all_cached(self) -> bool:
         return len(self._cache) == len(self.sources)
+
+
+def band_scale(total: np.ndarray, squares: np.ndarray, count: int, floor: float = 1e-5) -> torch.Tensor:
+    """Per-band standard deviation `(bins,)` (unbiased) from running float64 sums of values and
+    squared values over `count` frames, floored so silent bands do not divide by zero."""
+    variance = np.maximum(squares / count - (total / count) ** 2, 0.0) * count / max(count - 1, 1)
+    return torch.from_numpy(np.sqrt(variance)).float().clamp_min(floor)

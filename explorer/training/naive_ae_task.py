@@ -172,9 +172,7 @@ class NaiveAETask:
         return self.train_pool.batches(seed, epoch, batch_size)
 
     def validation_batches(self) -> Iterator[tuple]:
-        for (patches,) in self.validation_pool.all_examples():
-            for start in range(0, len(patches), VALIDATION_BATCH):
-                yield (patches[start : start + VALIDATION_BATCH],)
+        return self.validation_pool.ordered_batches(VALIDATION_BATCH)
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         target = self.scaled(batch[0])

@@ -21,7 +21,7 @@ from explorer.errors import InputError
 from explorer.models import dae
 from explorer.progress import Job, Progress
 from explorer.training.data import TrainingData
-from explorer.training.frames import ExamplePool
+from explorer.training.frames import ExamplePool, band_scale
 
 TaskFactory = Callable[[dict[str, Any], TrainingData], Any]
 _FACTORIES: dict[str, TaskFactory] = {}
@@ -111,9 +111,7 @@ class DAETask:
             )
         if count < 2:
             raise InputError(f"too little training audio in {self.data_description}")
-        variance = np.maximum(squares / count - (total / count) ** 2, 0.0) * count / (count - 1)
-        scale = torch.from_numpy(np.sqrt(variance)).float().clamp_min(1e-5)
-        self.network.normalizer.scale.copy_(scale)
+        self.network.normalizer.scale.copy_(band_scale(total, squares, count))
 
     def examples_per_epoch(self) -> int:
         return self.train_pool.example_count()
@@ -122,12 +120,7 @@ class DAETask:
         return self.train_pool.batches(seed, epoch, batch_size)
 
     def validation_batches(self) -> Iterator[tuple]:
-        for mixture, vocals in self.validation_pool.all_examples():
-            for start in range(0, len(mixture), VALIDATION_BATCH):
-                yield (
-                    mixture[start : start + VALIDATION_BATCH],
-                    vocals[start : start + VALIDATION_BATCH],
-                )
+        return self.validation_pool.ordered_batches(VALIDATION_BATCH)
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         mixture, vocals = batch
