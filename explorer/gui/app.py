@@ -9,6 +9,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from explorer.gui.main_window import MainWindow
+from explorer.gui.responsiveness import reserve_gui_core
 
 SETTINGS_ENVIRONMENT = "EXPLORER_SETTINGS"  # a file path: redirects the remembered state (tests)
 
@@ -24,6 +25,7 @@ def make_settings() -> QSettings:
 
 
 def application() -> QApplication:
+    reserve_gui_core()  # workers get every core but the GUI thread's
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Separation Explorer")
     app.setOrganizationName("SeparationExplorer")

@@ -32,7 +32,9 @@ def open_job(input_name: str) -> Job[tuple[str, Track, dict[str, spectra.Spectro
     return input_name, track, images
 
 
-def separation_job(track: Track, model: str, device: str) -> Job[tuple[Track, Separation, dict, PreparedMask | None]]:
+def separation_job(
+    track: Track, model: str, device: str
+) -> Job[tuple[Track, Separation, dict, PreparedMask | None]]:
     """Separate (with probes), then the display spectrograms of the estimated stems."""
     result = yield from separate_job(track, model, device)
     hop = spectra.hop_for(track.mixture.shape[-1])

@@ -45,6 +45,7 @@ from explorer.gui.jobs import (
     training_job,
     unit_surgery_job,
 )
+from explorer.gui.pacing import Pacer
 from explorer.gui.panels.activations import ActivationsPanel
 from explorer.gui.panels.kernels import KernelsPanel
 from explorer.gui.panels.mask import MaskPanel
@@ -54,6 +55,7 @@ from explorer.gui.panels.spectrogram import SpectrogramPanel
 from explorer.gui.panels.training import TrainingPanel
 from explorer.gui.panels.transport import TransportPanel
 from explorer.gui.playback import Playback
+from explorer.gui.responsiveness import start_warmup
 from explorer.gui.workers import JobHandle, start_job
 from explorer.models import registry
 from explorer.models.probes import Kernels, Matrix
@@ -105,7 +107,7 @@ class MainWindow(QMainWindow):
         self.estimate_images: dict[
             str, dict[str, spectra.Spectrogram]
         ] = {}  # model -> stem -> image
-        self._deferred: list = []  # `_defer`red pieces of drawing, one per event-loop pass
+        self.pacer = Pacer(self)  # `_defer`red pieces of drawing, one per event-loop pass
         self.prepared_mask = None  # the first mask to edit, encoded by the separation worker
         self.errors: list[str] = []  # every error shown to the user (tests read it)
         self.block_starts: list[float] = []
@@ -115,6 +117,7 @@ class MainWindow(QMainWindow):
         self._stale_panels: set[str] = set()
         self._quitting = False
 
+        start_warmup()  # the modules workers import on first use: see responsiveness.py
         self._build_panels()
         self._build_toolbar()
         self._build_status_bar()
@@ -137,6 +140,8 @@ class MainWindow(QMainWindow):
     def _build_panels(self) -> None:
         self.spectrograms = SpectrogramPanel()
         self.spectrograms.incremental = True
+        self.spectrograms.post = self.pacer.post
+        self.spectrograms.schedule_spares()  # ready before the first track's rows need them
         self.setCentralWidget(self.spectrograms)
         self.transport = TransportPanel()
         self.transport.set_engine_status(self.playback.status)
@@ -612,7 +617,8 @@ class MainWindow(QMainWindow):
         self.status(
             f"{result.model} separated {track.name} on {result.device} in {result.seconds:.1f} s"
         )
-        self.compute_metrics()
+        # After the drawing: a metrics worker would compete with it for the cores.
+        self._defer(result, lambda _: self._when_drawn(self.compute_metrics))
 
     def load_checkpoint_into_session(self, path: str) -> None:
         if not Path(path).is_file():
@@ -676,16 +682,14 @@ class MainWindow(QMainWindow):
             if self.session.result is result:
                 self._guard(function)(result)
 
-        # One piece per event-loop pass: zero-time timers would all run in the same pass.
-        self._deferred.append(later)
-        if len(self._deferred) == 1:
-            QTimer.singleShot(1, self._run_deferred)
+        self.pacer.post(later)
 
-    def _run_deferred(self) -> None:
-        if self._deferred:
-            self._deferred.pop(0)()
-        if self._deferred:
-            QTimer.singleShot(1, self._run_deferred)
+    def _when_drawn(self, function) -> None:
+        """Call `function()` once every queued piece of drawing has run."""
+        if len(self.pacer):
+            self.pacer.post(lambda: self._when_drawn(function))
+        else:
+            self._guard(function)()
 
     def _estimate_image(self, stem: str, result) -> spectra.Spectrogram:
         """The display spectrogram of a result's stem (computed here if the worker did not)."""
@@ -712,18 +716,20 @@ class MainWindow(QMainWindow):
         current = "vocals" if "vocals" in stems else (stems[0] if stems else None)
         self.mask_panel.set_stems(stems, current)
         self.mask_panel.set_layer(None)
-        if current is not None:
-            try:
-                prepared = self.prepared_mask
-                self.prepared_mask = None
-                self.session.begin_mask(current, prepared)
-            except InputError as error:  # not an error of the user's: say it where it shows
-                self.mask_panel.plot.setTitle(str(error), size="9pt")
-                self.mask_panel.set_stems([], None)
+        prepared, self.prepared_mask = self.prepared_mask, None
+        if current is not None:  # in the next pass: the audio switch above comes first
+            self._defer(result, lambda _: self._begin_first_mask(current, prepared))
         self._update_mask_background()
         self._stale_panels = {"activations", "kernels", "matrix"}
         for name in ("activations", "kernels", "matrix"):
             self._defer(result, lambda result, name=name: self._refresh_panel(name))
+
+    def _begin_first_mask(self, stem: str, prepared) -> None:
+        try:
+            self.session.begin_mask(stem, prepared)
+        except InputError as error:  # not an error of the user's: say it where it shows
+            self.mask_panel.plot.setTitle(str(error), size="9pt")
+            self.mask_panel.set_stems([], None)
 
     def _refresh_panel(self, name: str, force: bool = False) -> None:
         """Draw the current probes in one panel, if it is stale and shown (or `force`)."""
@@ -1274,7 +1280,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Cancel and wait for every job, stop the timers and the audio."""
         self._quitting = True
-        self._deferred.clear()
+        self.pacer.clear()
         for handle in list(self.jobs.values()):
             handle.set_paused(False)
             handle.cancel()

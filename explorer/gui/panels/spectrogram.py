@@ -8,11 +8,13 @@ and the true stem on the right (when the track has it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -36,6 +38,8 @@ from explorer.gui.spectra import Spectrogram
 
 ROW_HEIGHT = 120
 MIXTURE = "mixture"
+SPARE_PLOTS = 5  # one per estimate of a four-stem model plus accompaniment
+SPARE_INTERVAL_MS = 150
 
 
 @dataclass
@@ -75,6 +79,15 @@ class SpectrogramPanel(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(self.controls)
         layout.addWidget(self.scroll, 1)
+        self.incremental = False  # the window sets it: new plots one per pass while shown
+        # Where pieces of layout work go: the window's Pacer (one piece per pass for the whole
+        # window); alone, a timer each.
+        self.post: Callable[[Callable[[], None]], None] = lambda piece: QTimer.singleShot(1, piece)
+        self._spare_timer = QTimer(self)
+        self._spare_timer.setSingleShot(True)
+        self._spare_timer.setInterval(SPARE_INTERVAL_MS)
+        self._spare_timer.timeout.connect(lambda: self.post(self._add_spare))
+        self._spares: list[pg.PlotItem] = []  # plots made ahead, not laid out yet
         self.master = self._make_plot(MIXTURE, 0, 0, 2)
         self.time_link = AxisLink(self.master, "x")  # every time-aligned plot joins this
         self.frequency_link = AxisLink(self.master, "y")
@@ -94,7 +107,6 @@ class SpectrogramPanel(QWidget):
         self._pending: list[str] = []
         self._span = 2
         self._pending_scheduled = False
-        self.incremental = False  # the window sets it: new plots one per pass while shown
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self) -> None:
@@ -156,16 +168,33 @@ class SpectrogramPanel(QWidget):
 
     # ------------------------------------------------------------------ content
     def _make_plot(self, key: str, row: int, column: int, column_span: int = 1) -> pg.PlotItem:
-        plot = self.graphics.addPlot(row=row, col=column, colspan=column_span)
-        plot.setMinimumHeight(ROW_HEIGHT - 10)
-        style_plot(plot, key, "Hz", None)
-        plot.getAxis("left").setWidth(48)
-        plot.vb.setLimits(yMin=0)
-        plot.vb.disableAutoRange()
+        """Lay out a plot for `key`: a spare one when there is one (creating a plot costs
+        ~20-30 ms of GUI time, so spares are made ahead, while the window idles)."""
+        plot = self._spares.pop() if self._spares else _new_plot()
+        self.schedule_spares()  # refill for the next result
+        self.graphics.addItem(plot, row=row, col=column, colspan=column_span)
+        plot.setTitle(key, size="9pt")
         if key != MIXTURE:
             self.time_link.add(plot)
             self.frequency_link.add(plot)
         return plot
+
+    def schedule_spares(self) -> None:
+        """Make spare plots ahead, one per shot of a timer, while the window idles."""
+        if (
+            len(self._spares) < SPARE_PLOTS
+            and self.incremental
+            and not self._spare_timer.isActive()
+        ):
+            self._spare_timer.start()
+
+    def _add_spare(self) -> None:
+        """Create one spare plot (one per timer shot: each is a short, separate piece of work)."""
+        if not self.isVisible():
+            return  # made when the panel is shown again
+        if len(self._spares) < SPARE_PLOTS:
+            self._spares.append(_new_plot())
+        self.schedule_spares()
 
     def set_spectrograms(self, items: list[tuple[str, str, Spectrogram]]) -> None:
         """Show (or replace) several spectrograms, `(key, title, spectrogram)` each, with one
@@ -304,23 +333,30 @@ class SpectrogramPanel(QWidget):
             for plot, line in self.frequency_lines
             if plot is self.master or plot in placed.values()
         ]
-        self._label_bottom_axes(stems)
+        self._arrange_axes(stems)
         self.graphics.setMinimumHeight(ROW_HEIGHT * (1 + len(stems)))
         self._stem_rows = stems
+        self._settle_layout()
         self._schedule_pending()
+        self.schedule_spares()
 
-    def _label_bottom_axes(self, stems: list[str]) -> None:
+    def _arrange_axes(self, stems: list[str]) -> None:
+        """Time ticks only under the bottom row and frequency ticks only in the left column
+        (they are shared): every axis shown costs ~1.5 ms of Python at each repaint after a
+        resize or a pan, the bulk of a layout change's paint."""
         last_row = {key for key, row, _ in self._plan if row == len(stems)}
-        for key, plot in self._placed.items():
-            plot.setLabel("bottom", "time (s)")
-            plot.getAxis("bottom").showLabel(key in last_row)
-        self.master.setLabel("bottom", "time (s)")
-        self.master.getAxis("bottom").showLabel(not last_row)
+        left_column = {key for key, _, column in self._plan if column == 0}
+        for key, plot in [*self._placed.items(), (MIXTURE, self.master)]:
+            bottom = key in last_row or (key == MIXTURE and not last_row)
+            if bottom:
+                plot.setLabel("bottom", "time (s)")  # (this shows the axis too)
+            plot.showAxis("bottom", bottom)
+            plot.showAxis("left", key in left_column or key == MIXTURE)
 
     def _schedule_pending(self) -> None:
         if self._pending and not self._pending_scheduled:
             self._pending_scheduled = True
-            QTimer.singleShot(1, self._create_next)  # a timer: one per pass
+            self.post(self._create_next)
 
     def _create_next(self) -> None:
         """Create one pending plot (in its planned place), then come back for the next."""
@@ -334,9 +370,17 @@ class SpectrogramPanel(QWidget):
             plot = self._make_plot(key, place[0], place[1], self._span)
             self._attach(view, plot)
             self._placed[key] = plot
-            self._label_bottom_axes(self._stem_rows)
+            self._arrange_axes(self._stem_rows)
+            self._settle_layout()
             break
         self._schedule_pending()
+
+    def _settle_layout(self) -> None:
+        """Give every plot its final geometry and view transform now: left to the paint, the
+        new transforms invalidate the axes during it and the whole panel paints twice."""
+        QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)  # the scroll area's
+        self.graphics.ci.layout.activate()
+        self.graphics.scene().prepareForPaint()
 
     def finish_layout(self) -> None:
         """Create every pending plot now (for callers that need them at once)."""
@@ -414,6 +458,20 @@ class SpectrogramPanel(QWidget):
             self.block_requested.emit(seconds)
         else:
             self.seek_requested.emit(seconds)
+
+
+def _new_plot() -> pg.PlotItem:
+    plot = pg.PlotItem(enableMenu=False)  # no context menu is offered: skip building it
+    plot.setMinimumHeight(ROW_HEIGHT - 10)
+    style_plot(plot, "", "Hz", None)
+    plot.getAxis("left").setWidth(48)
+    for side in ("left", "bottom"):
+        # Fixed tick-text space: sized to the text at first paint, an axis changes its own
+        # geometry and the whole panel lays out and paints a second time.
+        plot.getAxis(side).setStyle(autoExpandTextSpace=False)
+    plot.vb.setLimits(yMin=0)
+    plot.vb.disableAutoRange()
+    return plot
 
 
 def _decibel_box(value: float, tip: str) -> QDoubleSpinBox:

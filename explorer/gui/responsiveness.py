@@ -1,0 +1,59 @@
+"""Keeping the GUI thread responsive while workers compute: a core left to it, and the
+modules that workers would import on first use imported at launch instead.
+
+Measured here (2 cores): with torch and OpenBLAS using every core, a worker's threads took
+the GUI thread's core too and drawing a result stalled 2x longer; and a worker's first
+`torch.optim.Adam` imports `torch._dynamo` (about 800 modules, 1.6 s), whose unmarshalling
+and compiling holds the GIL for up to ~240 ms at a time (the first NCA or training run froze
+the window). At launch the app is busy decoding the demo anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+_started = False
+
+
+def compute_threads(cores: int | None = None) -> int:
+    """Threads for workers' torch and BLAS: every core but one (the GUI's), at least one."""
+    return max(1, (cores or os.cpu_count() or 1) - 1)
+
+
+def reserve_gui_core() -> int:
+    """Limit torch's intra-op threads and the BLAS pools to `compute_threads()`; returns it."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = compute_threads()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    threadpool_limits(limits=threads, user_api="blas")
+    return threads
+
+
+def _import_lazy_modules() -> None:
+    import fast_bss_eval  # noqa: F401 - the first metrics run
+    import torch
+
+    parameter = torch.zeros(1, requires_grad=True)
+    torch.optim.Adam([parameter])  # Optimizer.__init__ imports torch._dynamo lazily
+
+
+def _run() -> None:
+    try:
+        _import_lazy_modules()
+    except Exception:  # noqa: BLE001 - only a head start: a worker imports it again if needed
+        pass
+
+
+def start_warmup() -> threading.Thread | None:
+    """Start the warm-up once per process; the thread, or None when already started."""
+    global _started
+    if _started:
+        return None
+    _started = True
+    thread = threading.Thread(target=_run, name="explorer-warmup", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,126 @@
+"""What keeps the GUI thread responsive: the Pacer (one piece of deferred work per event-loop
+pass), the core left to the GUI, the launch-time imports, and the spectrogram panel's spare
+plots and shared axes. The stall figures themselves are measured in benchmarks/bench_gui.py."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+
+from explorer.gui import responsiveness, spectra
+from explorer.gui.pacing import Pacer
+from explorer.gui.panels.spectrogram import SPARE_PLOTS, SpectrogramPanel
+
+
+def test_pacer_runs_pieces_in_order_with_the_event_loop_between_them(qtbot):
+    pacer = Pacer()
+    order: list[str] = []
+
+    def first() -> None:
+        order.append("first")
+        # Posted by the first piece: must run before the second piece does.
+        QTimer.singleShot(0, lambda: order.append("event loop"))
+
+    pacer.post(first)
+    pacer.post(lambda: order.append("second"))
+    pacer.post(lambda: order.append("third"))
+    assert order == [] and len(pacer) == 3  # nothing runs inside post()
+    qtbot.waitUntil(lambda: len(order) == 4, timeout=5000)
+    assert order == ["first", "event loop", "second", "third"]
+    assert len(pacer) == 0
+
+
+def test_pacer_keeps_going_after_a_piece_raises_and_clear_drops_the_rest(qtbot):
+    pacer = Pacer()
+    ran: list[int] = []
+
+    def broken() -> None:
+        raise RuntimeError("a bug in one piece")
+
+    with qtbot.capture_exceptions() as caught:  # what Qt's event loop would report
+        pacer.post(broken)
+        pacer.post(lambda: ran.append(1))
+        qtbot.waitUntil(lambda: ran == [1], timeout=5000)
+    assert [str(error[1]) for error in caught] == ["a bug in one piece"]
+    pacer.post(lambda: ran.append(2))
+    pacer.clear()
+    qtbot.wait(50)
+    assert ran == [1] and len(pacer) == 0
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (8, 7), (64, 63)])
+def test_compute_threads_leave_one_core_to_the_gui(cores, threads):
+    assert responsiveness.compute_threads(cores) == threads
+
+
+def test_reserve_gui_core_limits_torch_and_blas():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    threads = responsiveness.reserve_gui_core()
+    assert threads == responsiveness.compute_threads()
+    assert torch.get_num_threads() == threads
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == threads for pool in blas)
+
+
+def test_warmup_imports_what_workers_would_import_on_first_use():
+    thread = responsiveness.start_warmup()
+    if thread is not None:  # another test's window may have started it already
+        thread.join(120)
+    assert responsiveness.start_warmup() is None  # once per process
+    assert "torch._dynamo" in sys.modules and "fast_bss_eval" in sys.modules
+
+
+def _image(seconds: float = 2.0) -> spectra.Spectrogram:
+    rate = 22050
+    noise = np.random.default_rng(0).standard_normal(int(rate * seconds)).astype(np.float32)
+    return spectra.compute(0.1 * noise[None], rate)
+
+
+def test_spare_plots_are_made_ahead_and_used_for_new_rows(qtbot):
+    panel = SpectrogramPanel()
+    qtbot.addWidget(panel)
+    panel.incremental = True
+    panel.resize(900, 700)
+    panel.show()
+    panel.schedule_spares()
+    qtbot.waitUntil(lambda: len(panel._spares) == SPARE_PLOTS, timeout=10000)
+    spares = list(panel._spares)
+    image = _image()
+    panel.set_spectrograms(
+        [("mixture", "mixture", image)]
+        + [(f"true:{stem}", stem, image) for stem in ("vocals", "drums")]
+    )
+    qtbot.waitUntil(lambda: not panel._pending and len(panel._placed) == 2, timeout=10000)
+    placed = list(panel._placed.values())
+    assert all(any(plot is spare for spare in spares) for plot in placed)
+    # The pool fills up again for the next result.
+    qtbot.waitUntil(lambda: len(panel._spares) == SPARE_PLOTS, timeout=10000)
+
+
+def test_axes_are_shared_time_under_the_bottom_row_frequency_in_the_left_column(qtbot):
+    panel = SpectrogramPanel()
+    qtbot.addWidget(panel)
+    image = _image()
+    stems = ("vocals", "drums", "bass")
+    panel.set_spectrograms(
+        [("mixture", "mixture", image)]
+        + [(f"true:{stem}", stem, image) for stem in stems]
+        + [(f"estimate:{stem}", stem, image) for stem in stems]
+    )
+    shown = {
+        key: (plot.getAxis("bottom").isVisible(), plot.getAxis("left").isVisible())
+        for key, plot in panel._placed.items()
+    }
+    for stem in stems:
+        last = stem == stems[-1]
+        assert shown[f"estimate:{stem}"] == (last, True)  # left column
+        assert shown[f"true:{stem}"] == (last, False)
+    assert not panel.master.getAxis("bottom").isVisible()
+    # With the rows gone, the mixture carries the time axis again.
+    panel.clear()
+    assert panel.master.getAxis("bottom").isVisible()
