@@ -23,7 +23,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 TITLE = "Desktop app (GUI)"
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHES = 3
-EDITS = 20
+EDITS = 40
 FRAMES = 60
 STALL_TARGET_MS = 50.0
 
@@ -182,64 +182,108 @@ def random_sf_checkpoint(path: Path) -> Path:
     )
 
 
-def edit_latency(app, window) -> str:
+def edit_latency(app, window) -> dict:
     """Toggle mask cells while the separation plays: intent -> samples ready -> plan
-    published -> first changed block handed to the device; audible adds the device latency."""
+    published -> first changed block handed to the device; audible adds the device latency.
+    Seconds per step, with the engine's block, reported latency and underruns."""
     session, playback = window.session, window.playback
     engine = playback.engine
     layer = session.mask
     generator = np.random.default_rng(0)
     playback.set_loop((0.0, playback.seconds - 0.01))
     playback.play()
-    ready, published, handed = [], [], []
+    underruns = engine.underruns
+    steps: dict[str, list[float]] = {
+        "samples ready": [],
+        "published to the engine": [],
+        "handed to the device": [],
+    }
     for _ in range(EDITS):
         bin_index = int(generator.integers(5, 200))
         frame = int(generator.integers(5, layer.shape[1] - 5))
         swaps_before = engine.last_swap_delivered_at
         started = time.perf_counter()
         edit = session.toggle_cell(bin_index, frame)
-        done = time.perf_counter()
-        ready.append(edit.prepared_at - started)
-        published.append(engine.mixer.plan.published_at - started)
+        steps["samples ready"].append(edit.prepared_at - started)
+        steps["published to the engine"].append(engine.mixer.plan.published_at - started)
         deadline = time.perf_counter() + 1.0
         while engine.last_swap_delivered_at == swaps_before and time.perf_counter() < deadline:
             time.sleep(0.0005)
         if engine.last_swap_delivered_at != swaps_before:
-            handed.append(engine.last_swap_delivered_at - started)
-        del done
+            steps["handed to the device"].append(engine.last_swap_delivered_at - started)
         time.sleep(0.05)
         app.processEvents()
     playback.pause()
-    latency_ms = 1000 * engine.output_latency
-    device = engine.device
+    handed = steps["handed to the device"]
+    steps["**audible** (handed + output latency)"] = [
+        value + engine.output_latency for value in handed
+    ]
+    return {
+        "steps": steps,
+        "latency": engine.latency,
+        "blocksize": engine.blocksize,
+        "output_latency": engine.output_latency,
+        "device": engine.device,
+        "underruns": engine.underruns - underruns,
+    }
+
+
+def latency_table(runs: list[dict]) -> str:
+    """The edit-to-audible steps of each audio setting, side by side."""
+    header = " | ".join(
+        f"latency '{run['latency']}' ({1000 * run['output_latency']:.1f} ms): median / max ms"
+        for run in runs
+    )
     lines = [
         f"{EDITS} single-cell toggles of the oracle-irm vocals mask of the demo while it plays on "
-        f"`{device}` (block {engine.blocksize}, reported output latency {latency_ms:.1f} ms). "
+        f"`{runs[0]['device']}` (block {runs[0]['blocksize']}), once per output-latency setting. "
         "From the intent (the click handler calling the session) to: the re-synthesised "
         "samples ready (`decode_frames` of the touched frames only); the new mix plan "
         "published to the engine; the end of the callback that first renders it. Audible = "
-        "handed + the output latency.",
+        "handed + the output latency the stream reports. The app plays with latency "
+        f"'{runs[0]['latency']}' (`explorer gui --latency high` for more headroom).",
         "",
-        "| step | median ms | max ms |",
-        "|---|---|---|",
+        f"| step | {header} |",
+        "|---|" + "---|" * len(runs),
     ]
-    for label, values in (
-        ("samples ready", ready),
-        ("published to the engine", published),
-        ("handed to the device", handed),
-    ):
-        if values:
-            lines.append(
-                f"| {label} | {1000 * statistics.median(values):.1f} | {1000 * max(values):.1f} |"
+    for step in runs[0]["steps"]:
+        cells = []
+        for run in runs:
+            values = run["steps"][step]
+            cells.append(
+                f"{1000 * statistics.median(values):.1f} / {1000 * max(values):.1f}"
+                if values
+                else "not measured: the device never took a block"
             )
-    if handed:
-        lines.append(
-            f"| **audible** (handed + output latency) | {1000 * statistics.median(handed) + latency_ms:.1f} "
-            f"| {1000 * max(handed) + latency_ms:.1f} |"
-        )
-    else:
-        lines.append("| handed to the device | not measured: the device never took a block | |")
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| underruns while editing | " + " | ".join(str(run["underruns"]) for run in runs) + " |"
+    )
     return "\n".join(lines)
+
+
+def latency_runs(app, folder: str) -> list[dict]:
+    """Mask-edit latency with the app's audio setting, then with latency 'high' beside it."""
+    from explorer.gui.playback import APP_BLOCKSIZE, APP_LATENCY, Playback
+    from explorer.playback.engine import PlaybackEngine
+    from explorer.playback.virtual_alsa import PACED_DEVICE
+
+    runs = []
+    for latency in (APP_LATENCY, "high"):
+        engine = PlaybackEngine(PACED_DEVICE, blocksize=APP_BLOCKSIZE, latency=latency)
+        window = make_window(folder, Playback(engine))
+        window.open_input("demo")
+        settle(app, window)
+        window.model_box.setCurrentText("oracle-irm")
+        window.separate()
+        settle(app, window)
+        for _ in range(50):  # the drawing after the result, then a quiet start
+            app.processEvents()
+            time.sleep(0.01)
+        runs.append(edit_latency(app, window))
+        window.shutdown()
+        window.close()
+    return runs
 
 
 def pan_zoom(app) -> str:
@@ -310,23 +354,21 @@ def run() -> str:
     paced = PacedDevice(sample_rate=44100, report=Path(folder) / "paced.json", period=256)
     use_virtual_alsa(paced=paced, folder=Path(folder))
     from explorer.gui.app import application
-    from explorer.gui.playback import Playback
+    from explorer.gui.playback import APP_BLOCKSIZE, APP_LATENCY, Playback
     from explorer.playback.engine import PlaybackEngine
     from explorer.playback.virtual_alsa import PACED_DEVICE
 
     launches = launch_times()
     app = application()
-    window = make_window(folder, Playback(PlaybackEngine(PACED_DEVICE)))
+    window = make_window(
+        folder, Playback(PlaybackEngine(PACED_DEVICE, blocksize=APP_BLOCKSIZE, latency=APP_LATENCY))
+    )
     window.open_input("demo")
     settle(app, window)
     stalls = stall_rows(app, window)
-    window.model_box.setCurrentText("oracle-irm")
-    window.separate()
-    settle(app, window)
-    window.session.set_current("oracle-irm")
-    latency = edit_latency(app, window)
     window.shutdown()
     window.close()
+    latency = latency_table(latency_runs(app, folder))
     frame_rate = pan_zoom(app)
     load = os.getloadavg()[0]
     launch_text = (

@@ -103,6 +103,15 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT", nargs="?", default="demo", help="track to open (default: the demo)")
+    parser.add_argument(
+        "--latency",
+        default="low",
+        metavar="L",
+        help="audio output latency: low (default, edits heard soonest), high, or seconds",
+    )
+    parser.add_argument(
+        "--blocksize", type=int, default=512, metavar="N", help="audio frames per callback (512)"
+    )
 
 
 # ---------------------------------------------------------------- commands
@@ -179,7 +188,13 @@ def synth_command(args: argparse.Namespace) -> int:
 def gui_command(args: argparse.Namespace) -> int:
     from explorer.gui.app import run_app
 
-    return run_app(args.input)
+    latency = args.latency
+    if latency not in ("low", "high"):
+        try:
+            latency = float(latency)
+        except ValueError:
+            raise InputError(f"--latency must be low, high or seconds, not {latency!r}") from None
+    return run_app(args.input, latency=latency, blocksize=args.blocksize)
 
 
 # ---------------------------------------------------------------- entry point

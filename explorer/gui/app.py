@@ -9,7 +9,9 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from explorer.gui.main_window import MainWindow
+from explorer.gui.playback import APP_BLOCKSIZE, APP_LATENCY, Playback
 from explorer.gui.responsiveness import reserve_gui_core
+from explorer.playback.engine import PlaybackEngine
 
 SETTINGS_ENVIRONMENT = "EXPLORER_SETTINGS"  # a file path: redirects the remembered state (tests)
 
@@ -32,10 +34,14 @@ def application() -> QApplication:
     return app
 
 
-def run_app(input_name: str = "demo") -> int:
-    """Open the main window on `input_name` and run the event loop; the exit code."""
+def run_app(
+    input_name: str = "demo", latency: str | float = APP_LATENCY, blocksize: int = APP_BLOCKSIZE
+) -> int:
+    """Open the main window on `input_name` and run the event loop; the exit code.
+    `latency`, `blocksize`: the audio output's (PortAudio's suggested latency)."""
     app = application()
-    window = MainWindow(settings=make_settings())
+    playback = Playback(PlaybackEngine(blocksize=blocksize, latency=latency))
+    window = MainWindow(playback=playback, settings=make_settings())
     window.show()
     window.open_input(input_name)
     code = app.exec()

@@ -141,3 +141,10 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.strip().startswith("explorer: error: no such file")
     assert result.stdout == ""
+
+
+def test_gui_audio_options_are_checked_before_a_window_opens(capsys) -> None:
+    for command in (["gui", "demo", "--latency", "fast"], ["gui", "demo", "--blocksize", "4"]):
+        code, out, err = run(capsys, *command)
+        assert code == 2 and err.count("\n") == 1 and err.startswith("explorer: error:"), (command, err)
+        assert ("latency" in err) if "--latency" in command else ("blocksize" in err)
