@@ -68,10 +68,10 @@ def test_reserve_gui_core_limits_torch_and_blas():
 
 
 def test_warmup_imports_what_workers_would_import_on_first_use():
-    thread = responsiveness.start_warmup()
-    if thread is not None:  # another test's window may have started it already
-        thread.join(120)
+    responsiveness.start_warmup()  # (another test's window may have started it already)
     assert responsiveness.start_warmup() is None  # once per process
+    responsiveness._thread.join(120)
+    assert not responsiveness.warming_up()
     assert "torch._dynamo" in sys.modules and "fast_bss_eval" in sys.modules
 
 
