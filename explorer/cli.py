@@ -206,15 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line's arguments; no command means `gui` with its defaults (the demo)."""
     _load_command_modules()
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    name = arguments.command or "gui"
     if arguments.command is None:
-        arguments.input = "demo"
+        arguments = parser.parse_args(["gui"])
+    return arguments
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse(argv)
     try:
-        return COMMANDS[name][2](arguments)
+        return COMMANDS[arguments.command][2](arguments)
     except InputError as error:
         print(f"explorer: error: {error}", file=sys.stderr)
         return 2

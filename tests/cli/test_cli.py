@@ -148,3 +148,12 @@ def test_gui_audio_options_are_checked_before_a_window_opens(capsys) -> None:
         code, out, err = run(capsys, *command)
         assert code == 2 and err.count("\n") == 1 and err.startswith("explorer: error:"), (command, err)
         assert ("latency" in err) if "--latency" in command else ("blocksize" in err)
+
+
+def test_no_command_opens_the_gui_on_the_demo_with_its_defaults() -> None:
+    from explorer.cli import parse
+
+    arguments = parse([])
+    assert arguments.command == "gui" and arguments.input == "demo"
+    assert (arguments.latency, arguments.blocksize) == ("low", 512)
+    assert parse(["gui", "song.wav", "--latency", "high"]).latency == "high"
