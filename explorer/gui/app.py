@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from explorer.gui.main_window import MainWindow
 from explorer.gui.playback import APP_BLOCKSIZE, APP_LATENCY, Playback
-from explorer.gui.responsiveness import reserve_gui_core
+from explorer.gui.responsiveness import freeze_heap, reserve_gui_core
 from explorer.playback.engine import PlaybackEngine
 
 SETTINGS_ENVIRONMENT = "EXPLORER_SETTINGS"  # a file path: redirects the remembered state (tests)
@@ -28,6 +28,7 @@ def make_settings() -> QSettings:
 
 def application() -> QApplication:
     reserve_gui_core()  # workers get every core but the GUI thread's
+    freeze_heap()  # full garbage collections then skip everything imported so far
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Separation Explorer")
     app.setOrganizationName("SeparationExplorer")

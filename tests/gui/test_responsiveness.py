@@ -4,6 +4,7 @@ plots and shared axes. The stall figures themselves are measured in benchmarks/b
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import numpy as np
@@ -73,6 +74,18 @@ def test_warmup_imports_what_workers_would_import_on_first_use():
     responsiveness._thread.join(120)
     assert not responsiveness.warming_up()
     assert "torch._dynamo" in sys.modules and "fast_bss_eval" in sys.modules
+    # The collector was off during the import only, and what it imported is frozen.
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
+
+
+def test_freeze_heap_takes_the_imported_objects_out_of_full_collections():
+    import torch  # noqa: F401 - the heap the app starts with
+
+    responsiveness.freeze_heap()
+    frozen = gc.get_freeze_count()
+    assert frozen > 100_000  # torch alone brings hundreds of thousands of tracked objects
+    assert len(gc.get_objects(generation=2)) < frozen  # what a full collection still walks
 
 
 def _image(seconds: float = 2.0) -> spectra.Spectrogram:
