@@ -357,7 +357,7 @@ def _student_similarity(results: dict[str, list[dict[str, Any]]]) -> float | Non
 def write_outputs(
     out: Path, results: dict[str, list[dict[str, Any]]], settings: Plan, device: torch.device
 ) -> dict[str, Any]:
-    from explorer.analysis.commands import plot_matrix
+    from explorer.analysis.figures import plot_matrix
 
     table = collect(results)
     write_table(

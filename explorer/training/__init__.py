@@ -7,5 +7,8 @@
 - `data.resolve_data(D)`: training and validation tracks for any `--data`; `frames.ExamplePool`:
   shuffled batches of per-track examples in bounded memory.
 - `checkpoints`: in-progress (resumable) and finished checkpoints; `schedule.PlateauSchedule`.
-- `commands`: the `explorer train` subcommand.
+- `sweep`: a grid of configs times seeds, each run one training, tabulated.
+
+The `explorer train` and `explorer sweep` commands over these are `explorer/cli/train.py` and
+`explorer/cli/sweep.py`.
 """

@@ -1,9 +1,7 @@
-"""`explorer sweep`: train a grid of configs times seeds, and collect the results in one table.
+"""A sweep: train a grid of configs times seeds, and collect the results in one table.
 
-    explorer sweep --model KIND --data D [--grid KEY=V1,V2,...]... [--seeds K] [--seed S]
-                   [--out DIR] [--jobs N] [--devices cpu|cuda:0,cuda:1,...]
-                   [--epochs N] [--batch-size B] [--learning-rate LR] [--steps-per-epoch N]
-                   [--frontend NAME] [--set KEY=VALUE]... [--json]
+The `explorer sweep` command over it is `explorer/cli/sweep.py`, which hands `execute` the way
+to train one run in this process (`TrainHere`), so this module needs no command-line parser.
 
 A grid KEY is a training setting (`learning_rate`, `batch_size`, `epochs`, ... of
 `TrainingConfig`) or a model config key (what `--set` sets, e.g. `hidden`, `frontend`); values
@@ -15,6 +13,7 @@ finished when its `result.json` exists (written atomically last); re-running the
 finished runs, and resumes a run whose in-progress checkpoint survived an interruption. Runs go
 one at a time in this process (`--jobs 1`), or N at a time as child processes, handed the
 `--devices` in turn (on CPU, each child gets an equal share of the cores as its thread count).
+Children run `explorer train` through `CHILD`, a string executed in a fresh interpreter.
 The table `DIR/results.csv` and `DIR/results.md` lists every run, and the Markdown adds the mean
 and spread over seeds per config.
 """
@@ -31,13 +30,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from explorer.audio.io import atomic_output
-from explorer.cli import command, emit_json
 from explorer.errors import InputError
 
 TRAINING_KEYS = {
@@ -51,6 +49,10 @@ TRAINING_KEYS = {
 }
 COLUMNS = ("run", "seed", "epochs", "best_epoch", "final_loss", "stopped", "seconds", "checkpoint")
 CHILD = "import sys; from explorer.cli import main; sys.exit(main(sys.argv[1:]))"
+
+# Trains one run in this process from its `explorer train` arguments, seed and device; returns
+# the train result (epochs, best_epoch, final_loss, stopped, ...).
+TrainHere = Callable[[list[str], int, str], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -66,53 +68,6 @@ class Run:
     @property
     def name(self) -> str:
         return f"{self.key}-seed{self.seed}"
-
-
-def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="KIND", help="model kind to train")
-    parser.add_argument("--data", required=True, metavar="D", help="training data (as for train)")
-    parser.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2",
-        help="a setting and its values (repeatable; the sweep is the product)",
-    )
-    parser.add_argument("--seeds", type=int, default=1, metavar="K", help="seeds per config")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0)")
-    parser.add_argument("--out", default="sweep", metavar="DIR", help="output folder")
-    parser.add_argument(
-        "--jobs", type=int, default=1, metavar="N", help="runs at once (child processes if > 1)"
-    )
-    parser.add_argument(
-        "--devices",
-        default="cpu",
-        metavar="LIST",
-        help="devices handed to runs in turn, e.g. cuda:0,cuda:1 (default cpu)",
-    )
-    parser.add_argument("--epochs", type=int, metavar="N")
-    parser.add_argument("--batch-size", type=int, metavar="B")
-    parser.add_argument("--learning-rate", type=float, metavar="LR")
-    parser.add_argument("--steps-per-epoch", type=int, default=0, metavar="N")
-    parser.add_argument("--frontend", metavar="NAME")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-
-
-@command("sweep", "train a grid of configs x seeds and tabulate the results", _arguments)
-def sweep_command(args: argparse.Namespace) -> int:
-    runs = plan(args)
-    folder = Path(args.out)
-    devices = [device.strip() for device in args.devices.split(",") if device.strip()]
-    if args.jobs < 1 or not devices:
-        raise InputError("--jobs must be at least 1 and --devices must name a device")
-    results = execute(runs, args, folder, devices)
-    table = write_tables(runs, results, folder)
-    if args.json:
-        emit_json({"out": str(folder), "table": str(table), "runs": list(results.values())})
-    else:
-        print(table.read_text(), end="")
-    return 0
 
 
 # ---------------------------------------------------------------- planning
@@ -218,9 +173,16 @@ def _resumable(path: Path, kind: str) -> bool:
 
 # ---------------------------------------------------------------- running
 def execute(
-    runs: list[Run], args: argparse.Namespace, folder: Path, devices: list[str]
+    runs: list[Run],
+    args: argparse.Namespace,
+    folder: Path,
+    devices: list[str],
+    train_here: TrainHere,
 ) -> dict[str, dict[str, Any]]:
-    """Train every unfinished run; `{run name: result row}` for all runs."""
+    """Train every unfinished run; `{run name: result row}` for all runs.
+
+    With `--jobs 1` each run goes through `train_here`, else through `explorer train` children.
+    """
     results: dict[str, dict[str, Any]] = {}
     pending = []
     for run in runs:
@@ -236,7 +198,8 @@ def execute(
         )
     if args.jobs == 1:
         for index, run in enumerate(pending):
-            results[run.name] = _run_here(run, args, folder, devices[index % len(devices)])
+            device = devices[index % len(devices)]
+            results[run.name] = _run_here(run, args, folder, device, train_here)
     else:
         results.update(_run_children(pending, args, folder, devices))
     return {run.name: results[run.name] for run in runs}
@@ -272,17 +235,15 @@ def _record(run: Run, folder: Path, result: dict[str, Any], seconds: float) -> d
     return row
 
 
-def _run_here(run: Run, args: argparse.Namespace, root: Path, device: str) -> dict[str, Any]:
-    from explorer.cli import build_parser
-    from explorer.device import resolve_device
-    from explorer.training.commands import train_run
-
+def _run_here(
+    run: Run, args: argparse.Namespace, root: Path, device: str, train_here: TrainHere
+) -> dict[str, Any]:
     folder = root / "runs" / run.name
     folder.mkdir(parents=True, exist_ok=True)
-    train_args = build_parser().parse_args(train_arguments(run, args, folder, device))
+    argv = train_arguments(run, args, folder, device)
     print(f"explorer: sweep: training {run.name} {run.varied or ''}", file=sys.stderr)
     start = time.monotonic()
-    result = train_run(train_args, run.seed, resolve_device(device))
+    result = train_here(argv, run.seed, device)
     return _record(run, folder, result, time.monotonic() - start)
 
 

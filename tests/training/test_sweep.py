@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from explorer.cli import main
+from explorer.cli import train as train_command
 from explorer.models import registry
-from explorer.training import commands, loop
+from explorer.training import loop
 from explorer.training.sweep import config_hash
 
 BASE = ["sweep", "--model", "dae", "--frontend", "taslp2020-quick", "--devices", "cpu"]
@@ -57,7 +58,7 @@ def test_grid_times_seeds_then_rerun_skips_and_resumes(
     def no_training(*_args, **_kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(commands, "train_run", no_training)
+    monkeypatch.setattr(train_command, "train_run", no_training)
     assert main(arguments) == 0
     assert "| 16 | 2 |" in capsys.readouterr().out
     monkeypatch.undo()

@@ -2,68 +2,34 @@
 
 Exit codes: 0 success, 2 bad input or usage (one line, no traceback), 1 internal error.
 `--json` prints exactly one JSON object on stdout; progress goes to stderr.
+
+This package is the CLI layer: it imports the layers below it, never the other way round.
+The built-in commands (info, separate, evaluate, synth, gui) live here; the heavier ones live in
+`train.py`, `sweep.py`, `nca.py` and `reproduce.py` beside it and are imported only when a
+command line is parsed. `registry.py` holds `command`, `COMMANDS`, `drive` and `emit_json`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from explorer.cli.registry import COMMANDS, command, drive, emit_json
 from explorer.errors import CancelledError, InputError
 
-# Subcommand -> (help, function(parser) adding its arguments, function(args) -> exit code).
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+__all__ = ["COMMANDS", "build_parser", "command", "drive", "emit_json", "main", "parse"]
 
-
-def command(name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], None]):
-    def register(function: Callable[[argparse.Namespace], int]):
-        COMMANDS[name] = (help_text, arguments, function)
-        return function
-    return register
-
-
-def emit_json(value: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(value, allow_nan=False, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
-
-
-def drive(job, quiet: bool = False):
-    """Run a job with a progress bar on stderr; returns the job's result.
-
-    The bar appears with the first progress report, so input errors found before any work
-    print only their one line; it is off when stderr is not a terminal (tqdm's disable=None).
-    """
-    from tqdm import tqdm
-
-    bar = None
-    try:
-        while True:
-            progress = next(job)
-            if quiet:
-                continue
-            if bar is None:
-                bar = tqdm(total=1.0, file=sys.stderr, disable=None, leave=False,
-                           bar_format="{desc:<40.40} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-            bar.set_description_str(progress.message, refresh=False)
-            bar.n = round(progress.fraction, 4)
-            bar.refresh()
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        if bar is not None:
-            bar.close()
-        job.close()
+# Registered in this order, after the built-ins: the order of `explorer --help`.
+COMMAND_MODULES = (
+    "explorer.cli.train",
+    "explorer.cli.sweep",
+    "explorer.cli.nca",
+    "explorer.cli.reproduce",
+)
 
 
 # ---------------------------------------------------------------- arguments
@@ -236,14 +202,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load_command_modules() -> None:
-    """Commands owned by the model and training packages register themselves on import."""
-    for module in ("explorer.training.commands", "explorer.analysis.commands", "explorer.reproduce"):
-        try:
-            __import__(module)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    """Import the command modules, which register themselves (cheap to repeat)."""
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)

@@ -4,6 +4,7 @@
                  [--start SECONDS] [--frames T] [--iterations N] [--device ...] [--json] [--out DIR]
 
 `--json` prints the DESIGN.md shape; `--out` saves each matrix as `<strategy>.npy` and `.png`.
+The algorithm is `explorer.analysis.nca`; the figure is `explorer.analysis.figures.plot_matrix`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.cli import command, drive, emit_json
+from explorer.cli.registry import command, drive, emit_json
 from explorer.errors import InputError
 
 
@@ -136,6 +137,7 @@ def print_result(result: dict[str, Any]) -> None:
 def save_matrices(
     out: Path, matrices: dict[str, np.ndarray], result: dict[str, Any]
 ) -> dict[str, str]:
+    from explorer.analysis.figures import plot_matrix
     from explorer.audio.io import atomic_output
 
     outputs = {}
@@ -149,28 +151,3 @@ def save_matrices(
         plot_matrix(figure, matrix, f"{result['model']}: {name} C (TOD-R {metrics['tod_r']:.3g})")
         outputs[f"{name}.png"] = str(figure)
     return outputs
-
-
-def plot_matrix(path: Path, matrix: np.ndarray, title: str) -> Path:
-    """A matrix as a PNG (symmetric colour range, output bins down, input bins across)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    from explorer.audio.io import atomic_output
-
-    limit = float(np.percentile(np.abs(matrix), 99.5)) or 1.0
-    figure, axes = pyplot.subplots(figsize=(5, 4.5), dpi=110)
-    image = axes.imshow(
-        matrix, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest", origin="upper"
-    )
-    axes.set_title(title, fontsize=9)
-    axes.set_xlabel("input bin")
-    axes.set_ylabel("output bin")
-    figure.colorbar(image, ax=axes, fraction=0.046)
-    figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png")
-    pyplot.close(figure)
-    return path

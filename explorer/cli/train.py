@@ -5,6 +5,8 @@
                    [--half] [--json]
 
 With `--seeds K`, K runs with seeds S, S+1, ... write `CKPT` with `-seed<S>` before the suffix.
+`train_run` (one run from parsed arguments) is also what `explorer sweep` calls for a run it
+trains in its own process. The training itself is `explorer.training.loop.train`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from explorer.cli import command, drive, emit_json
+from explorer.cli.registry import command, drive, emit_json
 from explorer.errors import InputError
 
 
@@ -179,6 +181,3 @@ def _output_path(args: argparse.Namespace, kind: str, seed: int) -> Path:
     if path.exists() and not args.resume:
         print(f"explorer: note: overwriting {path}", file=sys.stderr)
     return path
-
-
-from explorer.training import sweep as _sweep  # noqa: E402, F401  (registers `explorer sweep`)
