@@ -252,7 +252,10 @@ def latency_table(runs: list[dict]) -> str:
         "samples ready (`decode_frames` of the touched frames only); the new mix plan "
         "published to the engine; the end of the callback that first renders it. Audible = "
         "handed + the output latency the stream reports. The app plays with latency "
-        f"'{runs[0]['latency']}' (`explorer gui --latency high` for more headroom).",
+        f"'{runs[0]['latency']}' (`explorer gui --latency high` for more headroom). A run's "
+        "longest edit is typically a single late audio callback (the audio thread woke late on "
+        "this VM); a diagnostic run with every view update after an edit switched off showed "
+        "the same single 33-34 ms outliers.",
         "",
         f"| step | {header} |",
         "|---|" + "---|" * len(runs),
@@ -401,11 +404,14 @@ def run() -> str:
             "A 5 ms timer on the GUI thread; a gap between its ticks is a stall (GIL held by a worker, "
             f"or GUI work such as applying a result). Target: max < {STALL_TARGET_MS:.0f} ms.",
             "The first row is none of the target's cases (no separation, NCA or training runs): "
-            "its longest stall is the one-time background import of `torch._dynamo` (which "
-            "`torch.optim` pulls in) that the window starts once the first track is drawn "
-            "(`explorer/gui/responsiveness.py`). Left to the first NCA or training run, it stalled "
-            "those 220-270 ms; done during the launch, it delayed the first drawn demo from 4.3 "
-            "to 6.9 s. Workers' torch and BLAS use every core but the GUI's.",
+            "it includes the window's first paint of every panel and the one-time background "
+            "import of `torch._dynamo` (which `torch.optim` pulls in) that the window starts once "
+            "the first track is drawn (`explorer/gui/responsiveness.py`). Left to the first NCA "
+            "or training run, that import stalled them 220-270 ms; during the launch it delayed "
+            "the first drawn demo from 4.3 to 6.9 s; its stalls were full garbage collections "
+            "(80-144 ms each over the heap torch brings), now avoided by freezing the start-up "
+            "heap and importing with the collector off. Workers' torch and BLAS use every core "
+            "but the GUI's.",
             "| work in a worker | ticks | median gap, ms | p99 gap, ms | max gap, ms | under target |\n"
             "|---|---|---|---|---|---|\n" + "\n".join(stalls),
         ]
