@@ -18,7 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from explorer.cli.registry import COMMANDS, command, drive, emit_json
+from explorer.cli.registry import COMMANDS, add_device_argument, command, drive, emit_json
 from explorer.errors import CancelledError, InputError
 
 __all__ = ["COMMANDS", "build_parser", "command", "drive", "emit_json", "main", "parse"]
@@ -39,7 +39,7 @@ def _input_argument(parser: argparse.ArgumentParser) -> None:
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="M", help="built-in model name or checkpoint path")
-    parser.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_device_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.cli.registry import command, drive, emit_json
+from explorer.cli.registry import add_device_argument, command, drive, emit_json
 from explorer.errors import InputError
 
 
@@ -54,12 +54,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--iterations", type=int, default=600, metavar="N", help="Adam iterations (default 600)"
     )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        metavar="DEVICE",
-        help="auto, cpu, cuda or cuda:N (default auto)",
-    )
+    add_device_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--out", metavar="DIR", help="save the matrices as .npy and .png here")
 

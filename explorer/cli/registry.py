@@ -32,6 +32,16 @@ def command(name: str, help_text: str, arguments: Arguments) -> Callable[[Handle
     return register
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """`--device`, the same for every command that runs a model."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="DEVICE",
+        help="auto, cpu, cuda or cuda:N (default auto)",
+    )
+
+
 def emit_json(value: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(value, allow_nan=False, default=_json_default) + "\n")
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from explorer.cli.registry import command, drive, emit_json
+from explorer.cli.registry import add_device_argument, command, drive, emit_json
 from explorer.errors import InputError
 from explorer.reproduce import PAPERS, ReproduceOptions, load_paper
 
@@ -37,12 +37,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="training repetitions (default: the paper's; 1 with --quick)",
     )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        metavar="DEVICE",
-        help="auto, cpu, cuda or cuda:N (default auto)",
-    )
+    add_device_argument(parser)
     parser.add_argument(
         "--pretrained",
         action="store_true",

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from explorer.cli.registry import command, drive, emit_json
+from explorer.cli.registry import add_device_argument, command, drive, emit_json
 from explorer.errors import InputError
 
 
@@ -46,12 +46,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", metavar="CKPT", help="continue a stopped run from its checkpoint"
     )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        metavar="DEVICE",
-        help="auto, cpu, cuda or cuda:N (default auto)",
-    )
+    add_device_argument(parser)
     parser.add_argument(
         "--seeds", type=int, default=1, metavar="K", help="train K runs with consecutive seeds"
     )
