@@ -12,13 +12,13 @@ trains in its own process. The training itself is `explorer.training.loop.train`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from explorer.cli.registry import add_device_argument, command, drive, emit_json
 from explorer.errors import InputError
+from explorer.training.sweep import model_overrides
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,18 +144,7 @@ def train_run(args: argparse.Namespace, seed: int, device) -> dict[str, Any]:
 
 
 def _model_config(args: argparse.Namespace) -> dict[str, Any]:
-    config: dict[str, Any] = {"kind": args.model}
-    if args.frontend:
-        config["frontend"] = args.frontend
-    for item in args.set:
-        key, separator, value = item.partition("=")
-        if not separator or not key:
-            raise InputError(f"--set expects KEY=VALUE, got '{item}'")
-        try:
-            config[key] = json.loads(value)
-        except json.JSONDecodeError:
-            config[key] = value
-    return config
+    return {"kind": args.model, **model_overrides(args.frontend, args.set)}
 
 
 def _training_overrides(args: argparse.Namespace) -> dict[str, Any]:

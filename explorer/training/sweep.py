@@ -78,6 +78,18 @@ def _value(text: str) -> Any:
         return text
 
 
+def model_overrides(frontend: str | None, settings: Sequence[str]) -> dict[str, Any]:
+    """Model-config entries from `--frontend` and `--set KEY=VALUE` items (VALUE as JSON
+    when it parses, else a string)."""
+    config: dict[str, Any] = {"frontend": frontend} if frontend else {}
+    for item in settings:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise InputError(f"--set expects KEY=VALUE, got '{item}'")
+        config[key] = _value(value)
+    return config
+
+
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for item in items:
@@ -98,14 +110,7 @@ def plan(args: argparse.Namespace) -> list[Run]:
     if args.seeds < 1:
         raise InputError("--seeds must be at least 1")
     known = {field.name for field in fields(TrainingConfig)}
-    base_model: dict[str, Any] = {}
-    if args.frontend:
-        base_model["frontend"] = args.frontend
-    for item in args.set:
-        key, separator, value = item.partition("=")
-        if not separator or not key:
-            raise InputError(f"--set expects KEY=VALUE, got '{item}'")
-        base_model[key] = _value(value)
+    base_model = model_overrides(args.frontend, args.set)
     base_training: dict[str, Any] = {"max_steps_per_epoch": args.steps_per_epoch}
     for name in ("epochs", "batch_size", "learning_rate"):
         if getattr(args, name):
