@@ -32,20 +32,28 @@ def machine() -> str:
 
 def sections() -> list[str]:
     folder = Path(__file__).parent
-    return sorted(info.name for info in pkgutil.iter_modules([str(folder)]) if info.name.startswith("bench_"))
+    return sorted(
+        info.name for info in pkgutil.iter_modules([str(folder)]) if info.name.startswith("bench_")
+    )
 
 
 def merge(existing: str, name: str, body: str) -> str:
     """Replace one section in the file, keeping the others (a partial run updates only its part)."""
     marker = MARKER.format(name)
     blocks = existing.split("\n" + "<!-- section: ")
-    kept = [blocks[0]] + ["<!-- section: " + block for block in blocks[1:] if not block.startswith(name + " ")]
+    kept = [blocks[0]] + [
+        "<!-- section: " + block for block in blocks[1:] if not block.startswith(name + " ")
+    ]
     return "\n".join(kept).rstrip() + f"\n\n{marker}\n{body.strip()}\n"
 
 
 def main(argv: list[str]) -> int:
     wanted = argv[1:]
-    text = OUTPUT.read_text() if OUTPUT.exists() else "# Benchmarks\n\nWritten by `.venv/bin/python -m benchmarks.run`. Ratios are measured side by side in one run.\n"
+    text = (
+        OUTPUT.read_text()
+        if OUTPUT.exists()
+        else "# Benchmarks\n\nWritten by `.venv/bin/python -m benchmarks.run`. Ratios are measured side by side in one run.\n"
+    )
     for name in sections():
         if wanted and not any(word in name for word in wanted):
             continue

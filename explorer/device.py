@@ -18,10 +18,14 @@ def resolve_device(name: str | None = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise InputError(f"device '{name}' requested, but CUDA is not available on this machine (use --device cpu)")
+            raise InputError(
+                f"device '{name}' requested, but CUDA is not available on this machine (use --device cpu)"
+            )
         device = torch.device(name)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"device '{name}' does not exist ({torch.cuda.device_count()} CUDA device(s))")
+            raise InputError(
+                f"device '{name}' does not exist ({torch.cuda.device_count()} CUDA device(s))"
+            )
         return device
     raise InputError(f"unknown device '{name}' (use auto, cpu, cuda or cuda:N)")
 

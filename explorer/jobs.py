@@ -28,23 +28,34 @@ def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise InputError(f"cannot create output folder {folder}: {error.strerror or error}") from None
+        raise InputError(
+            f"cannot create output folder {folder}: {error.strerror or error}"
+        ) from None
     probe = folder / ".explorer-write-test"
     try:
         probe.touch()
         probe.unlink()
     except OSError as error:
-        raise InputError(f"output folder is not writable: {folder} ({error.strerror or error})") from None
+        raise InputError(
+            f"output folder is not writable: {folder} ({error.strerror or error})"
+        ) from None
 
 
-def separate_job(track: Track, model: str | Separator, out: Path | None = None, device: str = "auto",
-                 output_format: str = "wav") -> Job[dict[str, Any]]:
+def separate_job(
+    track: Track,
+    model: str | Separator,
+    out: Path | None = None,
+    device: str = "auto",
+    output_format: str = "wav",
+) -> Job[dict[str, Any]]:
     """Separate a track; with `out`, write `out/<track>/<stem>.<format>` atomically.
 
     Returns the `separate --json` shape, plus `"stems"`: the separated arrays (not JSON)."""
     if output_format not in OUTPUT_FORMATS:
         raise InputError(f"unknown output format '{output_format}' (use wav or flac)")
-    separator = model if isinstance(model, Separator) else load_separator(model, resolve_device(device))
+    separator = (
+        model if isinstance(model, Separator) else load_separator(model, resolve_device(device))
+    )
     folder = None if out is None else Path(out) / _safe_name(track.name)
     if folder is not None:
         check_writable(folder)
@@ -54,17 +65,27 @@ def separate_job(track: Track, model: str | Separator, out: Path | None = None, 
     outputs = {}
     if folder is not None:
         for stem, samples in stems.items():
-            outputs[stem] = str(write_audio(folder / f"{stem}.{output_format}", samples, track.sample_rate))
+            outputs[stem] = str(
+                write_audio(folder / f"{stem}.{output_format}", samples, track.sample_rate)
+            )
             yield Progress(len(outputs), len(stems), f"wrote {stem}")
-    return {"track": track.name, "model": separator.name, "device": describe(separator.device),
-            "seconds": seconds, "outputs": outputs, "stems": stems}
+    return {
+        "track": track.name,
+        "model": separator.name,
+        "device": describe(separator.device),
+        "seconds": seconds,
+        "outputs": outputs,
+        "stems": stems,
+    }
 
 
 def evaluate_job(track: Track, model: str | Separator, device: str = "auto") -> Job[dict[str, Any]]:
     """Separate, then score every stem that has a reference: SI-SDR (median over 1 s
     non-silent segments) and SDR/SIR/SAR (BSS Eval, stem against the rest of the mixture)."""
     if not track.stems:
-        raise InputError(f"track '{track.name}' has no stems to evaluate against (use a .stem.mp4 or a track folder)")
+        raise InputError(
+            f"track '{track.name}' has no stems to evaluate against (use a .stem.mp4 or a track folder)"
+        )
     result = yield from separate_job(track, model, None, device)
     scores = {}
     scored = [stem for stem in result["stems"] if stem in track.stems]
@@ -76,17 +97,32 @@ def evaluate_job(track: Track, model: str | Separator, device: str = "auto") -> 
         values.update(target_bss_eval(reference, estimate, track.mixture, track.sample_rate))
         scores[stem] = values
         yield Progress(index + 1, len(scored), f"scored {stem}")
-    return {"track": track.name, "model": result["model"], "device": result["device"],
-            "seconds": result["seconds"], "stems": scores}
+    return {
+        "track": track.name,
+        "model": result["model"],
+        "device": result["device"],
+        "seconds": result["seconds"],
+        "stems": scores,
+    }
 
 
 def track_summary(track: Track) -> dict[str, Any]:
-    return {"path": track.path or track.name, "sample_rate": track.sample_rate, "channels": track.channels,
-            "seconds": track.seconds, "stems": [stem for stem in track.stems if stem != "accompaniment"]}
+    return {
+        "path": track.path or track.name,
+        "sample_rate": track.sample_rate,
+        "channels": track.channels,
+        "seconds": track.seconds,
+        "stems": [stem for stem in track.stems if stem != "accompaniment"],
+    }
 
 
 def _safe_name(name: str) -> str:
-    return "".join(character if character.isalnum() or character in " -_.()" else "_" for character in name).strip() or "track"
+    return (
+        "".join(
+            character if character.isalnum() or character in " -_.()" else "_" for character in name
+        ).strip()
+        or "track"
+    )
 
 
 def is_silent_track(track: Track) -> bool:

@@ -36,7 +36,9 @@ def rock_stem_mp4(shared_data: Path) -> Path:
     return shared_data / "stems-mp4" / "Music Delta - 80s Rock.stem.mp4"
 
 
-def sine(frequency: float, seconds: float, sample_rate: int, channels: int = 1, amplitude: float = 0.5) -> np.ndarray:
+def sine(
+    frequency: float, seconds: float, sample_rate: int, channels: int = 1, amplitude: float = 0.5
+) -> np.ndarray:
     """`(channels, samples)` float32 sine."""
     time = np.arange(int(round(seconds * sample_rate))) / sample_rate
     wave = (amplitude * np.sin(2 * np.pi * frequency * time)).astype(np.float32)

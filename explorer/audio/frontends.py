@@ -53,31 +53,85 @@ def _naive_ae_window(bandwidth_hertz: float, sample_rate: int = 44100) -> int:
 
 PRESETS: dict[str, STFTConfig] = {
     # FACTS 1: Hamming, 2049-sample window zero-padded to 4096, hop 384 [prior], 2049 bins.
-    "taslp2020": STFTConfig("taslp2020", 44100, 4096, 2049, 384, "hamming",
-                            "mapping-functions paper: Hamming 2049, n_fft 4096, hop 384"),
+    "taslp2020": STFTConfig(
+        "taslp2020",
+        44100,
+        4096,
+        2049,
+        384,
+        "hamming",
+        "mapping-functions paper: Hamming 2049, n_fft 4096, hop 384",
+    ),
     # Smaller taslp2020 variants [open]: same Hamming window zero-padded by 2, for the shipped demo
     # weights ("small": 1025 bins, a quarter of the weights) and quick runs ("quick": 513 bins).
-    "taslp2020-small": STFTConfig("taslp2020-small", 44100, 2048, 1025, 384, "hamming",
-                                  "taslp2020 at half size [open]: Hamming 1025, n_fft 2048, hop 384"),
-    "taslp2020-quick": STFTConfig("taslp2020-quick", 44100, 1024, 513, 256, "hamming",
-                                  "taslp2020 at quarter size [open]: Hamming 513, n_fft 1024, hop 256"),
+    "taslp2020-small": STFTConfig(
+        "taslp2020-small",
+        44100,
+        2048,
+        1025,
+        384,
+        "hamming",
+        "taslp2020 at half size [open]: Hamming 1025, n_fft 2048, hop 384",
+    ),
+    "taslp2020-quick": STFTConfig(
+        "taslp2020-quick",
+        44100,
+        1024,
+        513,
+        256,
+        "hamming",
+        "taslp2020 at quarter size [open]: Hamming 513, n_fft 1024, hop 256",
+    ),
     # FACTS 2: the paper's baseline (Hamming 2048, hop 384); the code's Hann/hop 256 is
     # the named alternative "eusipco2020-code".
-    "eusipco2020": STFTConfig("eusipco2020", 44100, 2048, 2048, 384, "hamming",
-                              "mod-cos paper STFT baseline: Hamming 2048, hop 384"),
-    "eusipco2020-code": STFTConfig("eusipco2020-code", 44100, 2048, 2048, 256, "hann",
-                                   "mod-cos shipped code: Hann 2048, hop 256"),
+    "eusipco2020": STFTConfig(
+        "eusipco2020",
+        44100,
+        2048,
+        2048,
+        384,
+        "hamming",
+        "mod-cos paper STFT baseline: Hamming 2048, hop 384",
+    ),
+    "eusipco2020-code": STFTConfig(
+        "eusipco2020-code",
+        44100,
+        2048,
+        2048,
+        256,
+        "hann",
+        "mod-cos shipped code: Hann 2048, hop 256",
+    ),
     # FACTS 3: Blackman-Harris 1024, 1024-point FFT, hop 256.
-    "drdnn": STFTConfig("drdnn", 44100, 1024, 1024, 256, "blackmanharris",
-                        "DRDNN paper: Blackman-Harris 1024, hop 256"),
+    "drdnn": STFTConfig(
+        "drdnn",
+        44100,
+        1024,
+        1024,
+        256,
+        "blackmanharris",
+        "DRDNN paper: Blackman-Harris 1024, hop 256",
+    ),
     # FACTS 4: Hamming m = 1.81 fs / b, b = 75 Hz (1064 samples, 533 bins). Hop is [open]:
     # a quarter window, so 15-frame patches span about 0.36 s.
-    "naive-ae": STFTConfig("naive-ae", 44100, _naive_ae_window(75), _naive_ae_window(75),
-                           _naive_ae_window(75) // 4, "hamming",
-                           "naive-AE report: Hamming m = 1.81 fs / b, b = 75 Hz, hop m/4 [open]"),
-    "naive-ae-display": STFTConfig("naive-ae-display", 44100, _naive_ae_window(150),
-                                   _naive_ae_window(150), _naive_ae_window(150) // 4, "hamming",
-                                   "naive-AE report display: b = 150 Hz"),
+    "naive-ae": STFTConfig(
+        "naive-ae",
+        44100,
+        _naive_ae_window(75),
+        _naive_ae_window(75),
+        _naive_ae_window(75) // 4,
+        "hamming",
+        "naive-AE report: Hamming m = 1.81 fs / b, b = 75 Hz, hop m/4 [open]",
+    ),
+    "naive-ae-display": STFTConfig(
+        "naive-ae-display",
+        44100,
+        _naive_ae_window(150),
+        _naive_ae_window(150),
+        _naive_ae_window(150) // 4,
+        "hamming",
+        "naive-AE report display: b = 150 Hz",
+    ),
 }
 
 
@@ -126,8 +180,14 @@ class STFT(nn.Module):
             raise InputError("cannot transform zero-length audio")
         padding = self.config.n_fft // 2
         padded = nn.functional.pad(wave.unsqueeze(1), (padding, padding)).squeeze(1)
-        return torch.stft(padded, self.config.n_fft, self.hop_length, window=self.window,
-                          center=False, return_complex=True)
+        return torch.stft(
+            padded,
+            self.config.n_fft,
+            self.hop_length,
+            window=self.window,
+            center=False,
+            return_complex=True,
+        )
 
     def decode(self, representation: torch.Tensor, length: int) -> torch.Tensor:
         """`(batch, bins, frames)` complex -> `(batch, length)` real."""
@@ -142,8 +202,9 @@ class STFT(nn.Module):
         last = min(length, (stop - 1) * self.hop_length + half)
         return first, max(first, last)
 
-    def decode_frames(self, representation: torch.Tensor, start: int, stop: int,
-                      length: int) -> tuple[torch.Tensor, int]:
+    def decode_frames(
+        self, representation: torch.Tensor, start: int, stop: int, length: int
+    ) -> tuple[torch.Tensor, int]:
         """Re-synthesise the samples touched by frames `[start, stop)`.
 
         Returns `(wave (batch, last - first), first)`, equal to `decode(...)[:, first:last]`.
@@ -154,11 +215,13 @@ class STFT(nn.Module):
             raise InputError(f"frame range [{start}, {stop}) outside 0..{frames}")
         first, last = self.sample_span(start, stop, length)
         reach = math.ceil(self.config.n_fft / self.hop_length)
-        return self._overlap_add(representation, max(0, start - reach), min(frames, stop + reach),
-                                 first, last)
+        return self._overlap_add(
+            representation, max(0, start - reach), min(frames, stop + reach), first, last
+        )
 
-    def _overlap_add(self, representation: torch.Tensor, frame_start: int, frame_stop: int,
-                     first: int, last: int) -> tuple[torch.Tensor, int]:
+    def _overlap_add(
+        self, representation: torch.Tensor, frame_start: int, frame_stop: int, first: int, last: int
+    ) -> tuple[torch.Tensor, int]:
         """Windowed overlap-add of frames `[frame_start, frame_stop)`, cut to `[first, last)`.
 
         The envelope (sum of squared windows) covers the same frames; the callers pick frame
@@ -170,9 +233,12 @@ class STFT(nn.Module):
         frames = torch.fft.irfft(segment, n=n_fft, dim=-2) * self.window[:, None]
         total = n_fft + hop * (count - 1)
         wave = nn.functional.fold(frames, (1, total), (1, n_fft), stride=(1, hop)).reshape(
-            frames.shape[0], total)
+            frames.shape[0], total
+        )
         squared = (self.window**2)[None, :, None].expand(1, n_fft, count)
-        envelope = nn.functional.fold(squared, (1, total), (1, n_fft), stride=(1, hop)).reshape(total)
+        envelope = nn.functional.fold(squared, (1, total), (1, n_fft), stride=(1, hop)).reshape(
+            total
+        )
         # Position 0 of `wave` is sample frame_start * hop - n_fft // 2 of the track.
         origin = frame_start * hop - n_fft // 2
         wave = wave[:, first - origin : last - origin]

@@ -70,7 +70,9 @@ def audio_info(path: str | Path) -> AudioInfo:
     try:
         info = soundfile.info(str(path))
     except Exception as error:  # soundfile raises several types for bad headers
-        raise InputError(f"cannot read {path.name}: not a valid audio file ({_short(error)})") from None
+        raise InputError(
+            f"cannot read {path.name}: not a valid audio file ({_short(error)})"
+        ) from None
     return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames), 1)
 
 
@@ -112,7 +114,9 @@ def _soundfile_read(path: Path) -> tuple[np.ndarray, int]:
             frames, channels = handle.frames, handle.channels
             samples = np.empty((channels, frames), dtype=np.float32)
             position = 0
-            for block in handle.blocks(blocksize=READ_BLOCK_FRAMES, dtype="float32", always_2d=True):
+            for block in handle.blocks(
+                blocksize=READ_BLOCK_FRAMES, dtype="float32", always_2d=True
+            ):
                 count = min(len(block), frames - position)
                 samples[:, position : position + count] = block[:count].T
                 position += count
@@ -120,7 +124,9 @@ def _soundfile_read(path: Path) -> tuple[np.ndarray, int]:
     except InputError:
         raise
     except Exception as error:
-        raise InputError(f"cannot decode {path.name}: corrupt or unsupported ({_short(error)})") from None
+        raise InputError(
+            f"cannot decode {path.name}: corrupt or unsupported ({_short(error)})"
+        ) from None
 
 
 def _open_container(path: Path):
@@ -129,7 +135,9 @@ def _open_container(path: Path):
     try:
         return av.open(str(path))
     except Exception as error:
-        raise InputError(f"cannot open {path.name}: corrupt or unsupported ({_short(error)})") from None
+        raise InputError(
+            f"cannot open {path.name}: corrupt or unsupported ({_short(error)})"
+        ) from None
 
 
 def _stream_frames(stream) -> int:
@@ -149,7 +157,9 @@ def _pyav_info(path: Path) -> AudioInfo:
         frames = _stream_frames(first)
         if frames == 0 and container.duration:
             frames = int(container.duration * first.sample_rate / 1_000_000)
-        return AudioInfo(str(path), int(first.sample_rate), int(first.channels), frames, len(streams))
+        return AudioInfo(
+            str(path), int(first.sample_rate), int(first.channels), frames, len(streams)
+        )
     finally:
         container.close()
 
@@ -176,7 +186,11 @@ def _pyav_read(path: Path, stream_index: int) -> tuple[np.ndarray, int]:
         end = 0
         for frame in container.decode(stream):
             block = _frame_to_planar(frame)
-            start = end if frame.pts is None else int(Fraction(frame.pts) * frame.time_base * sample_rate)
+            start = (
+                end
+                if frame.pts is None
+                else int(Fraction(frame.pts) * frame.time_base * sample_rate)
+            )
             skip = max(0, -start)
             start = max(0, start)
             stop = start + block.shape[1] - skip
@@ -187,7 +201,9 @@ def _pyav_read(path: Path, stream_index: int) -> tuple[np.ndarray, int]:
     except InputError:
         raise
     except Exception as error:
-        raise InputError(f"cannot decode {path.name}: corrupt or truncated ({_short(error)})") from None
+        raise InputError(
+            f"cannot decode {path.name}: corrupt or truncated ({_short(error)})"
+        ) from None
     finally:
         container.close()
     length = min(end, declared) if declared else end
@@ -254,7 +270,9 @@ def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path
     if suffix == ".flac":
         samples = np.clip(samples, -1.0, 1.0)
     with atomic_output(path) as temporary:
-        soundfile.write(str(temporary), samples.T, sample_rate, format=audio_format, subtype=subtype)
+        soundfile.write(
+            str(temporary), samples.T, sample_rate, format=audio_format, subtype=subtype
+        )
     return path
 
 
@@ -270,7 +288,9 @@ class atomic_output:
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp" + self.path.suffix, dir=folder)
+            handle, name = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".tmp" + self.path.suffix, dir=folder
+            )
             os.close(handle)
             # mkstemp creates 0600 files; give the result the permissions of a normal write.
             umask = os.umask(0)

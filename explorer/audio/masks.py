@@ -36,7 +36,9 @@ class Mask:
     def combine(self, other: Mask, operation: str = "multiply") -> Mask:
         """`and`/`or` of binary masks, or `multiply`/`max`/`min` of soft ones."""
         if self.values.shape != other.values.shape:
-            raise InputError(f"mask shapes differ: {tuple(self.values.shape)} and {tuple(other.values.shape)}")
+            raise InputError(
+                f"mask shapes differ: {tuple(self.values.shape)} and {tuple(other.values.shape)}"
+            )
         operations = {
             "multiply": lambda a, b: a * b,
             "and": lambda a, b: ((a > 0.5) & (b > 0.5)).to(a.dtype),
@@ -45,7 +47,9 @@ class Mask:
             "min": torch.minimum,
         }
         if operation not in operations:
-            raise InputError(f"unknown mask operation '{operation}' (known: {', '.join(operations)})")
+            raise InputError(
+                f"unknown mask operation '{operation}' (known: {', '.join(operations)})"
+            )
         return Mask(operations[operation](self.values, other.values))
 
     def apply(self, representation: torch.Tensor) -> torch.Tensor:

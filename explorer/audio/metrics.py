@@ -54,8 +54,12 @@ def is_silent(reference: np.ndarray) -> bool:
     return norm == 0.0 or 10.0 * math.log10(norm) < SILENCE_DB
 
 
-def segment_values(metric: Callable[[np.ndarray, np.ndarray], float | None], reference: np.ndarray,
-                   estimate: np.ndarray, segment_samples: int) -> list[float]:
+def segment_values(
+    metric: Callable[[np.ndarray, np.ndarray], float | None],
+    reference: np.ndarray,
+    estimate: np.ndarray,
+    segment_samples: int,
+) -> list[float]:
     """`metric` on non-overlapping segments of `(channels, samples)` signals; silent reference
     segments and undefined values are dropped; a trailing partial segment is kept when it is at
     least half a segment long."""
@@ -74,15 +78,21 @@ def segment_values(metric: Callable[[np.ndarray, np.ndarray], float | None], ref
     return values
 
 
-def segment_median(metric: Callable[[np.ndarray, np.ndarray], float | None], reference: np.ndarray,
-                   estimate: np.ndarray, sample_rate: int, segment_seconds: float = 1.0) -> float | None:
+def segment_median(
+    metric: Callable[[np.ndarray, np.ndarray], float | None],
+    reference: np.ndarray,
+    estimate: np.ndarray,
+    sample_rate: int,
+    segment_seconds: float = 1.0,
+) -> float | None:
     """Median of `metric` over 1 s non-silent segments; None when every segment is silent."""
     values = segment_values(metric, reference, estimate, int(round(segment_seconds * sample_rate)))
     return float(np.median(values)) if values else None
 
 
-def bss_eval(references: np.ndarray, estimates: np.ndarray,
-             filter_length: int = 512) -> dict[str, list[float | None]]:
+def bss_eval(
+    references: np.ndarray, estimates: np.ndarray, filter_length: int = 512
+) -> dict[str, list[float | None]]:
     """BSS Eval (sources) through fast_bss_eval, no permutation search.
 
     `references`, `estimates`: `(sources, samples)`. Returns `{"sdr": [...], "sir": [...],
@@ -104,11 +114,13 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray,
             safe[index] = np.random.default_rng(index).standard_normal(safe.shape[-1]) * 1e-9
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        sdr, sir, sar = fast_bss_eval.bss_eval_sources(safe, estimates, filter_length=filter_length,
-                                                       compute_permutation=False)
+        sdr, sir, sar = fast_bss_eval.bss_eval_sources(
+            safe, estimates, filter_length=filter_length, compute_permutation=False
+        )
 
     def clean(values: np.ndarray) -> list[float | None]:
         return [None if silent[i] or not np.isfinite(v) else float(v) for i, v in enumerate(values)]
+
     return {"sdr": clean(sdr), "sir": clean(sir), "sar": clean(sar)}
 
 
@@ -134,8 +146,14 @@ def _numpy_one_solve_semantics() -> None:
 
     class NumpyProxy(types.ModuleType):
         one_solve_semantics = True
-        linalg = types.SimpleNamespace(**{name: getattr(np.linalg, name) for name in dir(np.linalg)
-                                          if not name.startswith("__")} | {"solve": solve})
+        linalg = types.SimpleNamespace(
+            **{
+                name: getattr(np.linalg, name)
+                for name in dir(np.linalg)
+                if not name.startswith("__")
+            }
+            | {"solve": solve}
+        )
 
         def __getattr__(self, name: str):
             return getattr(np, name)
@@ -143,14 +161,20 @@ def _numpy_one_solve_semantics() -> None:
     backend.np = NumpyProxy("numpy")
 
 
-def target_bss_eval(target: np.ndarray, estimate: np.ndarray, mixture: np.ndarray,
-                    sample_rate: int, segment_seconds: float = 1.0) -> dict[str, float | None]:
+def target_bss_eval(
+    target: np.ndarray,
+    estimate: np.ndarray,
+    mixture: np.ndarray,
+    sample_rate: int,
+    segment_seconds: float = 1.0,
+) -> dict[str, float | None]:
     """SDR, SIR and SAR of one stem against the rest of the mixture, as medians over 1 s
     non-silent segments, computed on the mono downmix (`(channels, samples)` in).
 
     The two-source problem is (target, mixture - target) against (estimate, mixture -
     estimate), so SIR measures leakage of everything else in the mixture.
     """
+
     def mono(signal: np.ndarray) -> np.ndarray:
         return np.atleast_2d(signal).mean(axis=0, dtype=np.float64)
 
@@ -167,4 +191,6 @@ def target_bss_eval(target: np.ndarray, estimate: np.ndarray, mixture: np.ndarra
         for key in collected:
             if result[key][0] is not None:
                 collected[key].append(result[key][0])
-    return {key: (float(np.median(values)) if values else None) for key, values in collected.items()}
+    return {
+        key: (float(np.median(values)) if values else None) for key, values in collected.items()
+    }

@@ -34,11 +34,17 @@ COMMAND_MODULES = (
 
 # ---------------------------------------------------------------- arguments
 def _input_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="INPUT", help="audio file, .stem.mp4, track folder, dataset root (info), or 'demo'")
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        help="audio file, .stem.mp4, track folder, dataset root (info), or 'demo'",
+    )
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="M", help="built-in model name or checkpoint path")
+    parser.add_argument(
+        "--model", required=True, metavar="M", help="built-in model name or checkpoint path"
+    )
     add_device_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -51,7 +57,9 @@ def _info_arguments(parser: argparse.ArgumentParser) -> None:
 def _separate_arguments(parser: argparse.ArgumentParser) -> None:
     _input_argument(parser)
     _model_arguments(parser)
-    parser.add_argument("--out", default="separated", metavar="DIR", help="output folder (default ./separated)")
+    parser.add_argument(
+        "--out", default="separated", metavar="DIR", help="output folder (default ./separated)"
+    )
     parser.add_argument("--format", default="wav", choices=("wav", "flac"), help="stem file format")
 
 
@@ -68,7 +76,13 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _gui_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="INPUT", nargs="?", default="demo", help="track to open (default: the demo)")
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        nargs="?",
+        default="demo",
+        help="track to open (default: the demo)",
+    )
     parser.add_argument(
         "--latency",
         default="low",
@@ -89,8 +103,17 @@ def info_command(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if args.input != "demo" and path.is_dir() and not sources._is_track_folder(path):
         references = sources.list_dataset(path)
-        summary = {"path": str(path), "sample_rate": None, "channels": None, "seconds": None, "stems": [],
-                   "tracks": [{"name": ref.name, "subset": ref.subset, "path": str(ref.path)} for ref in references]}
+        summary = {
+            "path": str(path),
+            "sample_rate": None,
+            "channels": None,
+            "seconds": None,
+            "stems": [],
+            "tracks": [
+                {"name": ref.name, "subset": ref.subset, "path": str(ref.path)}
+                for ref in references
+            ],
+        }
     else:
         summary = track_summary(sources.open_track(args.input))
     if args.json:
@@ -100,8 +123,10 @@ def info_command(args: argparse.Namespace) -> int:
         for track in summary["tracks"]:
             print(f"  [{track['subset'] or '-'}] {track['name']}")
     else:
-        print(f"{summary['path']}\n  {summary['sample_rate']} Hz, {summary['channels']} channel(s), "
-              f"{summary['seconds']:.2f} s\n  stems: {', '.join(summary['stems']) or 'none'}")
+        print(
+            f"{summary['path']}\n  {summary['sample_rate']} Hz, {summary['channels']} channel(s), "
+            f"{summary['seconds']:.2f} s\n  stems: {', '.join(summary['stems']) or 'none'}"
+        )
     return 0
 
 
@@ -112,8 +137,13 @@ def separate_command(args: argparse.Namespace) -> int:
 
     track = open_track(args.input)
     if is_silent_track(track):
-        print(f"explorer: warning: '{track.name}' is all silence; the stems will be silent", file=sys.stderr)
-    result = drive(separate_job(track, args.model, Path(args.out), args.device, args.format), quiet=False)
+        print(
+            f"explorer: warning: '{track.name}' is all silence; the stems will be silent",
+            file=sys.stderr,
+        )
+    result = drive(
+        separate_job(track, args.model, Path(args.out), args.device, args.format), quiet=False
+    )
     result.pop("stems")
     if args.json:
         emit_json(result)
@@ -133,10 +163,15 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result)
     else:
-        print(f"{result['track']} | {result['model']} on {result['device']} ({result['seconds']:.2f} s)")
+        print(
+            f"{result['track']} | {result['model']} on {result['device']} ({result['seconds']:.2f} s)"
+        )
         print(f"  {'stem':<14}{'SI-SDR':>8}{'SDR':>8}{'SIR':>8}{'SAR':>8}")
         for stem, values in result["stems"].items():
-            cells = "".join(f"{'-' if values[key] is None else format(values[key], '.2f'):>8}" for key in ("si_sdr", "sdr", "sir", "sar"))
+            cells = "".join(
+                f"{'-' if values[key] is None else format(values[key], '.2f'):>8}"
+                for key in ("si_sdr", "sdr", "sir", "sar")
+            )
             print(f"  {stem:<14}{cells}")
     return 0
 
@@ -165,7 +200,10 @@ def gui_command(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="explorer", description="Separation Explorer: see and hear what separation models learn.")
+    parser = argparse.ArgumentParser(
+        prog="explorer",
+        description="Separation Explorer: see and hear what separation models learn.",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, arguments, _function) in COMMANDS.items():
         arguments(subparsers.add_parser(name, help=help_text, description=help_text))
@@ -197,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # an internal error: one line, the traceback on request
         if os.environ.get("EXPLORER_DEBUG"):
             traceback.print_exc()
-        print(f"explorer: internal error: {type(error).__name__}: {error} (set EXPLORER_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"explorer: internal error: {type(error).__name__}: {error} (set EXPLORER_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -30,7 +30,9 @@ def demo_path() -> Path:
     spec = importlib.util.find_spec("stempeg")
     if spec is None or not spec.submodule_search_locations:
         raise InputError("the demo track needs the 'stempeg' package (pip install stempeg)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / f"{DEMO_NAME}{STEM_MP4_SUFFIX}"
+    path = (
+        Path(next(iter(spec.submodule_search_locations))) / "data" / f"{DEMO_NAME}{STEM_MP4_SUFFIX}"
+    )
     if not path.exists():
         raise InputError(f"the demo track is missing from the stempeg package: {path}")
     return path
@@ -110,13 +112,17 @@ def _folder_files(folder: Path) -> dict[str, Path]:
 def _load_folder(folder: Path, name: str) -> Track:
     files = _folder_files(folder)
     if not files:
-        raise InputError(f"no mixture or stem files (mixture/vocals/drums/bass/other .wav or .flac) in {folder}")
+        raise InputError(
+            f"no mixture or stem files (mixture/vocals/drums/bass/other .wav or .flac) in {folder}"
+        )
     signals: dict[str, np.ndarray] = {}
     sample_rate = 0
     for signal, path in files.items():
         signals[signal], rate = read_audio(path)
         if sample_rate and rate != sample_rate:
-            raise InputError(f"{folder.name}: {path.name} is at {rate} Hz, other files at {sample_rate} Hz")
+            raise InputError(
+                f"{folder.name}: {path.name} is at {rate} Hz, other files at {sample_rate} Hz"
+            )
         sample_rate = rate
     mixture = signals.pop("mixture", None)
     if mixture is None:
@@ -144,7 +150,9 @@ def reference_for(input_name: str | Path) -> TrackReference:
         if _is_track_folder(path):
             return TrackReference(_track_name(path), path)
         if list_dataset(path, strict=False):
-            raise InputError(f"{path} is a dataset root with several tracks; name one track (see 'explorer info {path}')")
+            raise InputError(
+                f"{path} is a dataset root with several tracks; name one track (see 'explorer info {path}')"
+            )
         raise InputError(f"no audio found in folder {path}")
     if not is_audio_path(path):
         raise InputError(f"not a supported audio file ({path.suffix or 'no suffix'}): {path}")
@@ -156,7 +164,9 @@ def open_track(input_name: str | Path) -> Track:
     return reference_for(input_name).load()
 
 
-def list_dataset(root: str | Path, subset: str | None = None, strict: bool = True) -> list[TrackReference]:
+def list_dataset(
+    root: str | Path, subset: str | None = None, strict: bool = True
+) -> list[TrackReference]:
     """Tracks under a dataset root, sorted by subset then name.
 
     Layouts: MUSDB18 (`train/*.stem.mp4`, `test/*.stem.mp4`), MUSDB18-HQ

@@ -58,7 +58,9 @@ class Track:
         missing = [name for name in names if name not in self.stems]
         if missing:
             have = ", ".join(self.stems) or "none"
-            raise InputError(f"track '{self.name}' has no {', '.join(missing)} stem (stems: {have})")
+            raise InputError(
+                f"track '{self.name}' has no {', '.join(missing)} stem (stems: {have})"
+            )
 
     def signal(self, name: str) -> np.ndarray:
         """The mixture or a stem by name. `(channels, samples)`."""

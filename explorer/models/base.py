@@ -56,10 +56,14 @@ class Separator(ABC):
         return ()
 
     @abstractmethod
-    def process(self, mixture: torch.Tensor, references: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def process(
+        self, mixture: torch.Tensor, references: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         """Separate one chunk: `mixture (channels, samples)` -> `{stem: (channels, samples)}`."""
 
-    def probes(self, track: Track, start_seconds: float = 0.0, seconds: float = 5.0) -> dict[str, Probe]:
+    def probes(
+        self, track: Track, start_seconds: float = 0.0, seconds: float = 5.0
+    ) -> dict[str, Probe]:
         """Typed views of the model's insides for an excerpt of the track."""
         return {}
 
@@ -92,17 +96,25 @@ class Separator(ABC):
             low, high = max(0, start - margin), min(length, stop + margin)
             piece = torch.from_numpy(np.ascontiguousarray(mixture[:, low:high])).to(self.device)
             references = {
-                stem: torch.from_numpy(np.ascontiguousarray(prepared.stems[stem][:, low:high])).to(self.device)
+                stem: torch.from_numpy(np.ascontiguousarray(prepared.stems[stem][:, low:high])).to(
+                    self.device
+                )
                 for stem in references_needed
             }
             with torch.inference_mode():
                 result = self.process(piece, references)
             for stem in stems:
-                outputs[stem][:, start:stop] = result[stem][:, start - low : stop - low].float().cpu().numpy()
+                outputs[stem][:, start:stop] = (
+                    result[stem][:, start - low : stop - low].float().cpu().numpy()
+                )
             yield Progress(index + 1, total, f"{self.name}: chunk {index + 1}/{total}")
         if self.sample_rate != track.sample_rate:
-            outputs = {stem: _fit(resample(samples, self.sample_rate, track.sample_rate), track.mixture.shape[-1])
-                       for stem, samples in outputs.items()}
+            outputs = {
+                stem: _fit(
+                    resample(samples, self.sample_rate, track.sample_rate), track.mixture.shape[-1]
+                )
+                for stem, samples in outputs.items()
+            }
         return outputs
 
     def separate(self, track: Track) -> dict[str, np.ndarray]:

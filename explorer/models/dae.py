@@ -277,7 +277,9 @@ def load(config: dict, state_dict: dict, name: str, device: torch.device) -> DAE
 
 def builtin(name: str, device: torch.device) -> DAESeparator:
     """The shipped demo weights `resources/<name>.pt`."""
-    payload = registry.shipped_checkpoint(f"{name}.pt", name, f"explorer train --model {name} --data synth")
+    payload = registry.shipped_checkpoint(
+        f"{name}.pt", name, f"explorer train --model {name} --data synth"
+    )
     return load(payload["config"], payload["state_dict"], name, device)
 
 

@@ -731,7 +731,9 @@ def load(config: dict, state_dict: dict, name: str, device: torch.device) -> DRD
 
 def builtin(name: str, device: torch.device) -> DRDNNSeparator:
     """The shipped demo weights `resources/<name>.pt`."""
-    payload = registry.shipped_checkpoint(f"{name}.pt", name, f"explorer train --model {name} --data synth")
+    payload = registry.shipped_checkpoint(
+        f"{name}.pt", name, f"explorer train --model {name} --data synth"
+    )
     return load(payload["config"], payload["state_dict"], name, device)
 
 

@@ -864,7 +864,8 @@ def builtin(name: str, device: torch.device) -> ModCosSeparator:
     """The shipped demo weights `resources/modcos.pt`, with the paper's informed mask or an
     oracle mask in the learned representation."""
     payload = registry.shipped_checkpoint(
-        BUILTIN_FILE, "modcos", "explorer train --model modcos --data synth --set preset=small")
+        BUILTIN_FILE, "modcos", "explorer train --model modcos --data synth --set preset=small"
+    )
     return load(payload["config"], payload["state_dict"], name, device, BUILTIN_RULES[name])
 
 

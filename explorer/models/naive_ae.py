@@ -813,7 +813,9 @@ def load(config: dict, state_dict: dict, name: str, device: torch.device) -> Nai
 
 def builtin(name: str, device: torch.device) -> NaiveAESeparator:
     """The shipped demo weights `resources/naive-ae.pt`."""
-    payload = registry.shipped_checkpoint(f"{name}.pt", KIND, "explorer train --model naive-ae --data instruments")
+    payload = registry.shipped_checkpoint(
+        f"{name}.pt", KIND, "explorer train --model naive-ae --data instruments"
+    )
     return load(payload["config"], payload["state_dict"], name, device)
 
 

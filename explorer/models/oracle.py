@@ -32,7 +32,9 @@ class OracleSeparator(Separator):
     mono = False
     needs_references = True
 
-    def __init__(self, config: OracleConfig, name: str | None = None, device: torch.device | None = None):
+    def __init__(
+        self, config: OracleConfig, name: str | None = None, device: torch.device | None = None
+    ):
         self.kind = f"oracle-{config.mask}"
         super().__init__(name, device)
         self.config = config
@@ -50,7 +52,9 @@ class OracleSeparator(Separator):
         if "vocals" in present and len(present) > 1:
             return present
         # At least a target and something else: vocals with accompaniment, say.
-        return tuple(stem for stem in (*STEM_NAMES, ACCOMPANIMENT) if stem in track.stems) or ("vocals",)
+        return tuple(stem for stem in (*STEM_NAMES, ACCOMPANIMENT) if stem in track.stems) or (
+            "vocals",
+        )
 
     def output_stems(self, track: Track) -> tuple[str, ...]:
         stems = self.reference_stems(track)
@@ -58,7 +62,9 @@ class OracleSeparator(Separator):
             stems = (*stems, ACCOMPANIMENT)
         return stems
 
-    def masks(self, references: Mapping[str, torch.Tensor], stems: tuple[str, ...]) -> dict[str, masks.Mask]:
+    def masks(
+        self, references: Mapping[str, torch.Tensor], stems: tuple[str, ...]
+    ) -> dict[str, masks.Mask]:
         """`{stem: Mask (channels, bins, frames)}` from the references' representations."""
         encoded = {stem: self.frontend.encode(signal) for stem, signal in references.items()}
         result = {}
@@ -76,21 +82,37 @@ class OracleSeparator(Separator):
             result[ACCOMPANIMENT] = result["vocals"].invert()
         return result
 
-    def process(self, mixture: torch.Tensor, references: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def process(
+        self, mixture: torch.Tensor, references: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         spectrum = self.frontend.encode(mixture)
         length = mixture.shape[-1]
-        stems = tuple(references) + ((ACCOMPANIMENT,) if "vocals" in references and len(references) > 1 else ())
-        return {stem: self.frontend.decode(mask.apply(spectrum), length)
-                for stem, mask in self.masks(references, stems).items()}
+        stems = tuple(references) + (
+            (ACCOMPANIMENT,) if "vocals" in references and len(references) > 1 else ()
+        )
+        return {
+            stem: self.frontend.decode(mask.apply(spectrum), length)
+            for stem, mask in self.masks(references, stems).items()
+        }
 
-    def probes(self, track: Track, start_seconds: float = 0.0, seconds: float = 5.0) -> dict[str, probes.Probe]:
+    def probes(
+        self, track: Track, start_seconds: float = 0.0, seconds: float = 5.0
+    ) -> dict[str, probes.Probe]:
         excerpt = self.prepare(track).mono().excerpt(start_seconds, seconds)
         needed = self.reference_stems(track)
-        references = {stem: torch.from_numpy(excerpt.stems[stem]).to(self.device) for stem in needed}
+        references = {
+            stem: torch.from_numpy(excerpt.stems[stem]).to(self.device) for stem in needed
+        }
         with torch.inference_mode():
             computed = self.masks(references, self.output_stems(track))
         return {
-            f"mask/{stem}": probes.Mask(f"{self.kind} mask: {stem}", stem, np.asarray(mask.values[0].cpu()),
-                                        self.frontend.hop_length, self.sample_rate, self.config.frontend)
+            f"mask/{stem}": probes.Mask(
+                f"{self.kind} mask: {stem}",
+                stem,
+                np.asarray(mask.values[0].cpu()),
+                self.frontend.hop_length,
+                self.sample_rate,
+                self.config.frontend,
+            )
             for stem, mask in computed.items()
         }

@@ -48,8 +48,14 @@ def builtin_names() -> list[str]:
     return sorted(_BUILTINS)
 
 
-def save_checkpoint(path: str | Path, kind: str, config: dict, state_dict: dict[str, torch.Tensor],
-                    provenance: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    kind: str,
+    config: dict,
+    state_dict: dict[str, torch.Tensor],
+    provenance: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write a checkpoint atomically. `config` and `provenance` must be JSON-serialisable."""
     json.dumps(config), json.dumps(provenance)  # fail early, before touching the disk
     payload = {
@@ -67,7 +73,9 @@ def save_checkpoint(path: str | Path, kind: str, config: dict, state_dict: dict[
     return path
 
 
-def load_checkpoint(path: str | Path, expected_kind: str | tuple[str, ...] | None = None) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, expected_kind: str | tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """Read and validate a checkpoint; InputError with a clear message on any problem."""
     path = Path(path)
     if not path.is_file():
@@ -76,15 +84,23 @@ def load_checkpoint(path: str | Path, expected_kind: str | tuple[str, ...] | Non
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
-        raise InputError(f"cannot read checkpoint {path.name}: corrupt, truncated or not a checkpoint ({first_line})") from None
+        raise InputError(
+            f"cannot read checkpoint {path.name}: corrupt, truncated or not a checkpoint ({first_line})"
+        ) from None
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
-        raise InputError(f"{path.name} is not an explorer checkpoint (missing {', '.join(k for k in REQUIRED_KEYS if not isinstance(payload, dict) or k not in payload)})")
+        raise InputError(
+            f"{path.name} is not an explorer checkpoint (missing {', '.join(k for k in REQUIRED_KEYS if not isinstance(payload, dict) or k not in payload)})"
+        )
     if payload["format"] != CHECKPOINT_FORMAT:
-        raise InputError(f"{path.name} has checkpoint format {payload['format']}; this explorer reads format {CHECKPOINT_FORMAT}")
+        raise InputError(
+            f"{path.name} has checkpoint format {payload['format']}; this explorer reads format {CHECKPOINT_FORMAT}"
+        )
     if expected_kind is not None:
         allowed = (expected_kind,) if isinstance(expected_kind, str) else expected_kind
         if payload["kind"] not in allowed:
-            raise InputError(f"{path.name} is a '{payload['kind']}' checkpoint, expected {' or '.join(allowed)}")
+            raise InputError(
+                f"{path.name} is a '{payload['kind']}' checkpoint, expected {' or '.join(allowed)}"
+            )
     return payload
 
 
@@ -93,24 +109,32 @@ def shipped_checkpoint(file_name: str, kind: str, train_hint: str) -> dict[str, 
     training command (`train_hint`, without `--out`) when they are not shipped."""
     path = RESOURCES / file_name
     if not path.is_file():
-        raise InputError(f"the demo weights for '{kind}' are not shipped in {RESOURCES}; train them with "
-                         f"'{train_hint} --out {path}' or pass a checkpoint path")
+        raise InputError(
+            f"the demo weights for '{kind}' are not shipped in {RESOURCES}; train them with "
+            f"'{train_hint} --out {path}' or pass a checkpoint path"
+        )
     return load_checkpoint(path, kind)
 
 
-def separator_from_checkpoint(path: str | Path, device: torch.device, name: str | None = None) -> Separator:
+def separator_from_checkpoint(
+    path: str | Path, device: torch.device, name: str | None = None
+) -> Separator:
     _register_families()
     payload = load_checkpoint(path)
     kind = payload["kind"]
     if kind not in _LOADERS:
-        raise InputError(f"{Path(path).name}: unknown model kind '{kind}' (known: {', '.join(sorted(_LOADERS))})")
+        raise InputError(
+            f"{Path(path).name}: unknown model kind '{kind}' (known: {', '.join(sorted(_LOADERS))})"
+        )
     try:
         return _LOADERS[kind](payload["config"], payload["state_dict"], name or str(path), device)
     except InputError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        raise InputError(f"{Path(path).name}: checkpoint does not fit a '{kind}' model ({first_line})") from None
+        raise InputError(
+            f"{Path(path).name}: checkpoint does not fit a '{kind}' model ({first_line})"
+        ) from None
 
 
 def load_separator(model: str, device: torch.device) -> Separator:
@@ -121,7 +145,9 @@ def load_separator(model: str, device: torch.device) -> Separator:
     path = Path(model).expanduser()
     if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
         return separator_from_checkpoint(path, device)
-    raise InputError(f"unknown model '{model}' (built-in: {', '.join(sorted(_BUILTINS))}; or a checkpoint path)")
+    raise InputError(
+        f"unknown model '{model}' (built-in: {', '.join(sorted(_BUILTINS))}; or a checkpoint path)"
+    )
 
 
 def _register_families() -> None:
@@ -134,8 +160,12 @@ def _register_families() -> None:
     from explorer.models import oracle
 
     for mask in ("ibm", "irm"):
-        register_builtin(f"oracle-{mask}", lambda name, device, mask=mask:
-                         oracle.OracleSeparator(oracle.OracleConfig(mask=mask), name, device))
+        register_builtin(
+            f"oracle-{mask}",
+            lambda name, device, mask=mask: oracle.OracleSeparator(
+                oracle.OracleConfig(mask=mask), name, device
+            ),
+        )
     for module in ("dae", "modcos", "drdnn", "naive_ae"):
         try:
             __import__(f"explorer.models.{module}")

@@ -88,7 +88,9 @@ class ExamplePool:
         return len(self._cache) == len(self.sources)
 
 
-def band_scale(total: np.ndarray, squares: np.ndarray, count: int, floor: float = 1e-5) -> torch.Tensor:
+def band_scale(
+    total: np.ndarray, squares: np.ndarray, count: int, floor: float = 1e-5
+) -> torch.Tensor:
     """Per-band standard deviation `(bins,)` (unbiased) from running float64 sums of values and
     squared values over `count` frames, floored so silent bands do not divide by zero."""
     variance = np.maximum(squares / count - (total / count) ** 2, 0.0) * count / max(count - 1, 1)

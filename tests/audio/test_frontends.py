@@ -13,7 +13,9 @@ from explorer.errors import InputError
 
 @pytest.fixture(scope="module")
 def music(shared_data) -> torch.Tensor:
-    samples, _ = read_audio(shared_data / "musdb18-preview" / "Music Delta - 80s Rock" / "mixture.flac")
+    samples, _ = read_audio(
+        shared_data / "musdb18-preview" / "Music Delta - 80s Rock" / "mixture.flac"
+    )
     return torch.from_numpy(to_mono(samples)[:, 44100 : 44100 * 3].copy())
 
 
@@ -35,8 +37,14 @@ def test_matches_torch_istft(name: str) -> None:
     spectrum = frontend.encode(wave)
     spectrum = spectrum * torch.rand(spectrum.shape, generator=torch.Generator().manual_seed(3))
     ours = frontend.decode(spectrum, wave.shape[-1])
-    reference = torch.istft(spectrum, frontend.config.n_fft, frontend.hop_length, window=frontend.window,
-                            center=True, length=wave.shape[-1])
+    reference = torch.istft(
+        spectrum,
+        frontend.config.n_fft,
+        frontend.hop_length,
+        window=frontend.window,
+        center=True,
+        length=wave.shape[-1],
+    )
     assert torch.allclose(ours, reference, atol=1e-5)
 
 
@@ -48,7 +56,13 @@ def test_decode_frames_equals_full_decode(name: str) -> None:
     spectrum = spectrum * torch.rand(spectrum.shape, generator=torch.Generator().manual_seed(5))
     full = frontend.decode(spectrum, length)
     frames = spectrum.shape[-1]
-    for start, stop in [(0, 1), (3, 9), (frames // 2, frames // 2 + 5), (frames - 4, frames), (0, frames)]:
+    for start, stop in [
+        (0, 1),
+        (3, 9),
+        (frames // 2, frames // 2 + 5),
+        (frames - 4, frames),
+        (0, frames),
+    ]:
         part, first = frontend.decode_frames(spectrum, start, stop, length)
         assert torch.allclose(part, full[:, first : first + part.shape[-1]], atol=1e-6)
 
@@ -69,7 +83,13 @@ def test_an_edit_changes_only_the_span_decode_frames_reports() -> None:
 
 def test_taslp2020_preset_is_the_papers() -> None:
     config = PRESETS["taslp2020"]
-    assert (config.win_length, config.n_fft, config.hop_length, config.bins, config.window) == (2049, 4096, 384, 2049, "hamming")
+    assert (config.win_length, config.n_fft, config.hop_length, config.bins, config.window) == (
+        2049,
+        4096,
+        384,
+        2049,
+        "hamming",
+    )
     assert PRESETS["naive-ae"].bins == 533
 
 

@@ -21,7 +21,9 @@ def error_db(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:
-    spectrum = np.abs(np.fft.rfft(samples.reshape(-1)[: sample_rate] * np.hanning(min(sample_rate, samples.size))))
+    spectrum = np.abs(
+        np.fft.rfft(samples.reshape(-1)[:sample_rate] * np.hanning(min(sample_rate, samples.size)))
+    )
     return float(np.argmax(spectrum) * sample_rate / min(sample_rate, samples.size))
 
 
@@ -127,8 +129,15 @@ def test_bad_files_raise_input_error(tmp_path: Path) -> None:
     values = sine(440, 0.1, 44100)
     values[0, 100] = np.nan
     soundfile.write(str(nan), values.T, 44100, subtype="FLOAT")
-    cases = {tmp_path / "missing.wav": "no such file", tmp_path: "folder", text: "cannot",
-             empty: "empty", truncated: "cannot", zero: "zero-length", nan: "NaN"}
+    cases = {
+        tmp_path / "missing.wav": "no such file",
+        tmp_path: "folder",
+        text: "cannot",
+        empty: "empty",
+        truncated: "cannot",
+        zero: "zero-length",
+        nan: "NaN",
+    }
     for path, words in cases.items():
         with pytest.raises(InputError, match=words):
             read_audio(path)
@@ -165,4 +174,6 @@ def test_one_hour_file_decodes_within_two_copies(tmp_path: Path) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert samples.shape == (1, rate * seconds)
-    assert peak <= 2 * samples.nbytes, f"peak {peak / 1e6:.0f} MB for {samples.nbytes / 1e6:.0f} MB of samples"
+    assert peak <= 2 * samples.nbytes, (
+        f"peak {peak / 1e6:.0f} MB for {samples.nbytes / 1e6:.0f} MB of samples"
+    )

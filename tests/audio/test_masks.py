@@ -34,7 +34,9 @@ def test_oracle_masks_separate_disjoint_sources(kind: str) -> None:
 def test_ratio_masks_partition_unity() -> None:
     generator = torch.Generator().manual_seed(0)
     spectra = [torch.randn(3, 10, generator=generator, dtype=torch.complex64) for _ in range(4)]
-    total = sum(masks.ratio_mask(spectra[i], spectra[:i] + spectra[i + 1 :]).values for i in range(4))
+    total = sum(
+        masks.ratio_mask(spectra[i], spectra[:i] + spectra[i + 1 :]).values for i in range(4)
+    )
     assert torch.allclose(total, torch.ones(3, 10), atol=1e-5)
 
 

@@ -38,18 +38,28 @@ def _museval_metrics():
 
 @pytest.fixture(scope="module")
 def rock(rock_folder: Path) -> dict[str, np.ndarray]:
-    return {name: to_mono(read_audio(rock_folder / f"{name}.flac")[0])[0, 44100 : 44100 * 3].astype(np.float64)
-            for name in ("mixture", "vocals", "drums", "bass", "other")}
+    return {
+        name: to_mono(read_audio(rock_folder / f"{name}.flac")[0])[0, 44100 : 44100 * 3].astype(
+            np.float64
+        )
+        for name in ("mixture", "vocals", "drums", "bass", "other")
+    }
 
 
 def test_snr_and_si_sdr_closed_forms() -> None:
     generator = np.random.default_rng(0)
     reference = generator.standard_normal(10000)
     noise = generator.standard_normal(10000)
-    noise -= (noise @ reference) / (reference @ reference) * reference  # orthogonal to the reference
+    noise -= (
+        (noise @ reference) / (reference @ reference) * reference
+    )  # orthogonal to the reference
     estimate = 3.0 * reference + noise
-    assert si_sdr(reference, estimate) == pytest.approx(10 * np.log10(9 * (reference @ reference) / (noise @ noise)))
-    assert snr(reference, reference + noise) == pytest.approx(10 * np.log10((reference @ reference) / (noise @ noise)))
+    assert si_sdr(reference, estimate) == pytest.approx(
+        10 * np.log10(9 * (reference @ reference) / (noise @ noise))
+    )
+    assert snr(reference, reference + noise) == pytest.approx(
+        10 * np.log10((reference @ reference) / (noise @ noise))
+    )
     assert si_sdr(np.zeros(10), estimate[:10]) is None and snr(reference, reference) is None
 
 
@@ -62,12 +72,22 @@ def test_si_sdr_matches_fast_bss_eval_on_music(rock: dict[str, np.ndarray]) -> N
 
 def test_bss_eval_matches_museval_on_music(rock: dict[str, np.ndarray]) -> None:
     references = np.stack([rock["vocals"], rock["mixture"] - rock["vocals"]])
-    estimates = np.stack([rock["vocals"] + 0.2 * rock["drums"], rock["mixture"] - rock["vocals"] - 0.2 * rock["drums"]])
+    estimates = np.stack(
+        [
+            rock["vocals"] + 0.2 * rock["drums"],
+            rock["mixture"] - rock["vocals"] - 0.2 * rock["drums"],
+        ]
+    )
     estimates[0] += 0.01 * np.random.default_rng(1).standard_normal(estimates.shape[1])
     ours = bss_eval(references, estimates)
     sdr, _isr, sir, sar, _perm = _museval_metrics().bss_eval(
-        references[..., None], estimates[..., None], window=np.inf, hop=np.inf,
-        bsseval_sources_version=True, compute_permutation=False)
+        references[..., None],
+        estimates[..., None],
+        window=np.inf,
+        hop=np.inf,
+        bsseval_sources_version=True,
+        compute_permutation=False,
+    )
     for key, expected in (("sdr", sdr), ("sir", sir), ("sar", sar)):
         assert np.allclose(ours[key], expected[:, 0], atol=0.05), key
 
@@ -87,7 +107,10 @@ def test_bss_eval_with_a_silent_reference() -> None:
     generator = np.random.default_rng(2)
     target = generator.standard_normal(8000)
     noise = 0.01 * generator.standard_normal(8000)
-    result = bss_eval(np.stack([target, np.zeros(8000)]), np.stack([target * 0.9 + noise, generator.standard_normal(8000)]))
+    result = bss_eval(
+        np.stack([target, np.zeros(8000)]),
+        np.stack([target * 0.9 + noise, generator.standard_normal(8000)]),
+    )
     assert result["sdr"][1] is None
     # Only white noise at -40 dB remains, almost all of it outside the 512-tap filter's reach.
     assert 35 < result["sdr"][0] < 45
@@ -112,13 +135,23 @@ def test_bss_eval_survives_a_thread_count_change() -> None:
     """oneMKL in torch 2.13's CPU build breaks batched LU after set_num_threads goes down and
     back up; the metrics must not depend on it. A fresh process, since the suite pins 1 thread."""
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-c", THREAD_CHANGE], capture_output=True, text=True,
-                            cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", THREAD_CHANGE],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-1500:]
     assert 15 < float(result.stdout.strip()) < 25
 
 
 def test_target_evaluation_detects_leakage(rock: dict[str, np.ndarray]) -> None:
-    clean = target_bss_eval(rock["vocals"], rock["vocals"] + 1e-3 * rock["drums"], rock["mixture"], 44100)
-    leaky = target_bss_eval(rock["vocals"], rock["vocals"] + 0.5 * rock["drums"], rock["mixture"], 44100)
+    clean = target_bss_eval(
+        rock["vocals"], rock["vocals"] + 1e-3 * rock["drums"], rock["mixture"], 44100
+    )
+    leaky = target_bss_eval(
+        rock["vocals"], rock["vocals"] + 0.5 * rock["drums"], rock["mixture"], 44100
+    )
     assert clean["sir"] > leaky["sir"] + 20

@@ -28,16 +28,25 @@ def test_demo_is_the_stempeg_track() -> None:
 
 def test_hq_preview_folder_accepts_flac(shared_data: Path) -> None:
     references = list_dataset(shared_data / "musdb18-preview")
-    assert [reference.name for reference in references] == ["Music Delta - 80s Rock", "The Easton Ellises - Falcon 69"]
+    assert [reference.name for reference in references] == [
+        "Music Delta - 80s Rock",
+        "The Easton Ellises - Falcon 69",
+    ]
     track = references[0].load()
-    assert set(track.stems) >= {"vocals", "drums", "bass", "other"} and track.mixture.shape == (2, 300032)
+    assert set(track.stems) >= {"vocals", "drums", "bass", "other"} and track.mixture.shape == (
+        2,
+        300032,
+    )
 
 
 def test_musdb18_root_with_subsets(tmp_path: Path, rock_stem_mp4: Path) -> None:
     for subset in ("train", "test"):
         (tmp_path / subset).mkdir()
         os.symlink(rock_stem_mp4, tmp_path / subset / f"{subset} song.stem.mp4")
-    assert [(r.name, r.subset) for r in list_dataset(tmp_path)] == [("train song", "train"), ("test song", "test")]
+    assert [(r.name, r.subset) for r in list_dataset(tmp_path)] == [
+        ("train song", "train"),
+        ("test song", "test"),
+    ]
     test_only = list_dataset(tmp_path, subset="test")
     assert len(test_only) == 1 and test_only[0].kind == "stem-mp4"
     track = test_only[0].load()
@@ -47,7 +56,10 @@ def test_musdb18_root_with_subsets(tmp_path: Path, rock_stem_mp4: Path) -> None:
 def test_hq_root_with_wav_stems_and_stem_only_folder(tmp_path: Path) -> None:
     rate = 8000
     generator = np.random.default_rng(0)
-    stems = {name: generator.uniform(-0.2, 0.2, (rate, 2)).astype(np.float32) for name in ("vocals", "drums", "bass", "other")}
+    stems = {
+        name: generator.uniform(-0.2, 0.2, (rate, 2)).astype(np.float32)
+        for name in ("vocals", "drums", "bass", "other")
+    }
     folder = tmp_path / "train" / "song"
     folder.mkdir(parents=True)
     for name, samples in stems.items():
@@ -71,7 +83,9 @@ def test_stem_mp4_with_too_few_streams(tmp_path: Path) -> None:
         # Streams must all exist before the first packet is muxed.
         streams = [container.add_stream("aac", rate=44100, layout="stereo") for _ in range(2)]
         for stream in streams:
-            frame = av.AudioFrame.from_ndarray(np.zeros((2, 4096), dtype=np.float32), format="fltp", layout="stereo")
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((2, 4096), dtype=np.float32), format="fltp", layout="stereo"
+            )
             frame.sample_rate = 44100
             frame.pts = 0
             frame.time_base = Fraction(1, 44100)
@@ -95,7 +109,12 @@ def test_bad_inputs(tmp_path: Path) -> None:
 
 
 def test_track_rejects_missing_stems_and_converts() -> None:
-    track = Track("t", np.ones((2, 100), dtype=np.float32), 1000, {"vocals": np.zeros((2, 98), dtype=np.float32)})
+    track = Track(
+        "t",
+        np.ones((2, 100), dtype=np.float32),
+        1000,
+        {"vocals": np.zeros((2, 98), dtype=np.float32)},
+    )
     assert track.stems["vocals"].shape == (2, 100)
     with pytest.raises(InputError, match="no drums stem"):
         track.require_stems("drums")

@@ -16,8 +16,12 @@ from tests.conftest import sine
 
 
 def _tone_track(rate: int = 44100) -> Track:
-    stems = {"vocals": sine(880.0, 2.0, rate, 2), "drums": sine(110.0, 2.0, rate, 2, 0.3),
-             "bass": sine(55.0, 2.0, rate, 2, 0.3), "other": sine(5000.0, 2.0, rate, 2, 0.1)}
+    stems = {
+        "vocals": sine(880.0, 2.0, rate, 2),
+        "drums": sine(110.0, 2.0, rate, 2, 0.3),
+        "bass": sine(55.0, 2.0, rate, 2, 0.3),
+        "other": sine(5000.0, 2.0, rate, 2, 0.1),
+    }
     return Track("tones", sum(stems.values()), rate, stems)
 
 

@@ -24,8 +24,12 @@ class _Source:
 
 
 def test_ordered_batches_cover_every_example_in_order() -> None:
-    pool = ExamplePool([_Source(7), _Source(3)], lambda length: (np.arange(length), -np.arange(length)))
+    pool = ExamplePool(
+        [_Source(7), _Source(3)], lambda length: (np.arange(length), -np.arange(length))
+    )
     batches = list(pool.ordered_batches(4))
     assert [len(batch[0]) for batch in batches] == [4, 3, 3]
-    assert np.array_equal(np.concatenate([batch[0] for batch in batches]), np.r_[np.arange(7), np.arange(3)])
+    assert np.array_equal(
+        np.concatenate([batch[0] for batch in batches]), np.r_[np.arange(7), np.arange(3)]
+    )
     assert all(np.array_equal(first, -second) for first, second in batches)
