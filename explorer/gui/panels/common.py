@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
 COLOUR_MAPS = ("magma", "viridis", "inferno", "plasma", "CET-L1", "CET-L4")
 PLAYHEAD_PEN = pg.mkPen((255, 230, 90), width=2)
@@ -40,6 +41,20 @@ def place_image(
             rows * row_height,
         )
     )
+
+
+def control_rows(*rows: list[QWidget]) -> QVBoxLayout:
+    """A panel's controls in rows, each left-aligned: one long row would set the dock's
+    minimum width, and a dock narrower than that scrolls its plot out of sight."""
+    layout = QVBoxLayout()
+    layout.setSpacing(2)
+    for widgets in rows:
+        row = QHBoxLayout()
+        for widget in widgets:
+            row.addWidget(widget)
+        row.addStretch(1)
+        layout.addLayout(row)
+    return layout
 
 
 def add_playhead(plot: pg.PlotItem) -> pg.InfiniteLine:

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
     QGraphicsRectItem,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSlider,
@@ -29,7 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.gui.panels.common import add_playhead, lookup_table, place_image, style_plot
+from explorer.gui.panels.common import (
+    add_playhead,
+    control_rows,
+    lookup_table,
+    place_image,
+    style_plot,
+)
 from explorer.gui.spectra import Spectrogram
 from explorer.session import MaskLayer
 
@@ -123,7 +128,6 @@ class MaskPanel(QWidget):
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self) -> None:
-        self.controls = QHBoxLayout()
         self.stem_box = QComboBox()
         self.stem_box.setToolTip("the stem whose mask you edit")
         self.stem_box.activated.connect(
@@ -170,23 +174,24 @@ class MaskPanel(QWidget):
         self.undo_button.clicked.connect(self.undo_requested)
         self.redo_button = QPushButton("Redo")
         self.redo_button.clicked.connect(self.redo_requested)
-        widgets = [
-            QLabel("stem"),
-            self.stem_box,
-            *self.tool_buttons.values(),
-            QLabel("brush"),
-            self.brush_box,
-            QLabel("threshold"),
-            self.threshold_slider,
-            self.threshold_label,
-            self.invert_button,
-            self.reset_button,
-            self.undo_button,
-            self.redo_button,
-        ]
-        for widget in widgets:
-            self.controls.addWidget(widget)
-        self.controls.addStretch(1)
+        self.controls = control_rows(
+            [
+                QLabel("stem"),
+                self.stem_box,
+                *self.tool_buttons.values(),
+                QLabel("brush"),
+                self.brush_box,
+            ],
+            [
+                QLabel("threshold"),
+                self.threshold_slider,
+                self.threshold_label,
+                self.invert_button,
+                self.reset_button,
+                self.undo_button,
+                self.redo_button,
+            ],
+        )
 
     def set_tool(self, tool: str) -> None:
         self.tool = tool

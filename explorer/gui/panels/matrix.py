@@ -19,7 +19,6 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSpinBox,
@@ -28,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.audio.io import atomic_output
-from explorer.gui.panels.common import AxisLink, lookup_table, style_plot
+from explorer.gui.panels.common import AxisLink, control_rows, lookup_table, style_plot
 from explorer.models.probes import Matrix
 
 NCA_VIEW = "NCA strategies"
@@ -98,8 +97,12 @@ class MatrixPanel(QWidget):
         self.set_nca_available(False, "NCA needs a DAE, MSS-DAE or SF model")
 
     def _build_controls(self) -> None:
-        self.controls = QHBoxLayout()
         self.view_box = QComboBox()
+        # Sized to a short name, not the longest probe title: the dock stays narrow.
+        self.view_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.view_box.setMinimumContentsLength(20)
         self.view_box.setToolTip("which matrix to show")
         self.view_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.view_box.setMinimumWidth(170)
@@ -124,22 +127,20 @@ class MatrixPanel(QWidget):
         self.compute_button = QPushButton("Compute NCA")
         self.compute_button.clicked.connect(self.compute_requested)
         self.block_label = QLabel("")
-        widgets = [
-            QLabel("show"),
-            self.view_box,
-            *self.strategy_boxes.values(),
-            QLabel("iterations"),
-            self.iterations_box,
-            QLabel("T"),
-            self.frames_box,
-            self.previous_button,
-            self.compute_button,
-            self.next_button,
-            self.block_label,
-        ]
-        for widget in widgets:
-            self.controls.addWidget(widget)
-        self.controls.addStretch(1)
+        self.block_label.setWordWrap(True)  # a reason or a block's times, on a row of its own
+        self.controls = control_rows(
+            [QLabel("show"), self.view_box, *self.strategy_boxes.values()],
+            [
+                QLabel("iterations"),
+                self.iterations_box,
+                QLabel("T"),
+                self.frames_box,
+                self.previous_button,
+                self.compute_button,
+                self.next_button,
+            ],
+            [self.block_label],
+        )
 
     def strategies(self) -> list[str]:
         return [name for name, box in self.strategy_boxes.items() if box.isChecked()]
