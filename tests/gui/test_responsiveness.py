@@ -137,3 +137,18 @@ def test_axes_are_shared_time_under_the_bottom_row_frequency_in_the_left_column(
     # With the rows gone, the mixture carries the time axis again.
     panel.clear()
     assert panel.master.getAxis("bottom").isVisible()
+
+
+def test_mask_and_couplings_panels_fit_a_narrow_dock(qtbot):
+    """Their controls wrap into rows: one row made them at least 1014 and 1275 px wide, so
+    a dock beside the spectrograms scrolled the plot sideways out of sight."""
+    from explorer.gui.panels.mask import MaskPanel
+    from explorer.gui.panels.matrix import MatrixPanel
+
+    mask, matrix = MaskPanel(), MatrixPanel()
+    qtbot.addWidget(mask)
+    qtbot.addWidget(matrix)
+    matrix.set_nca_available(False, "NCA needs a DAE, MSS-DAE or SF model: separate with one")
+    matrix.view_box.addItem("modcos kernel magnitude responses (dB), a long probe title")
+    assert mask.minimumSizeHint().width() <= 600
+    assert matrix.minimumSizeHint().width() <= 600
