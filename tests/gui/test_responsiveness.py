@@ -152,3 +152,28 @@ def test_mask_and_couplings_panels_fit_a_narrow_dock(qtbot):
     matrix.view_box.addItem("modcos kernel magnitude responses (dB), a long probe title")
     assert mask.minimumSizeHint().width() <= 600
     assert matrix.minimumSizeHint().width() <= 600
+
+
+def test_four_couplings_matrices_fit_side_by_side_in_a_narrow_dock(qtbot):
+    """Each title's SNRs go on a short second line: on one line they set each plot's minimum
+    width, and the 2 x 2 grid needed 899 px, wider than the dock (its right column cut off);
+    now 530 px."""
+    from PySide6.QtCore import Qt
+
+    from explorer.gui.panels.matrix import MatrixPanel
+    from explorer.models.probes import Matrix
+
+    panel = MatrixPanel()
+    qtbot.addWidget(panel)
+    metrics = {"tod_r": 2.21, "snr_to_model_db": -23.6, "snr_to_true_db": -44.3}
+    values = np.eye(64, dtype=np.float32)
+    panel.set_nca(
+        {
+            name: Matrix(name, values, metrics=metrics)
+            for name in ("student", "compositional", "linear", "identity")
+        }
+    )
+    qtbot.waitUntil(lambda: len(panel.views) == 4, timeout=10000)
+    assert all("TOD-R 2.21" in view.plot.titleLabel.text for view in panel.views)
+    minimum = panel.graphics.ci.effectiveSizeHint(Qt.SizeHint.MinimumSize).width()
+    assert minimum <= 560  # beside the spectrograms at 1600 px, a dock is ~600 px wide

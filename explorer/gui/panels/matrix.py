@@ -36,14 +36,19 @@ TOP_INPUTS = 5
 
 
 def matrix_title(matrix: Matrix) -> str:
-    parts = [matrix.label]
+    """The name and TOD-R, then the SNRs on a second line (one line set each plot's minimum
+    width, and a 2 x 2 grid overflowed a dock beside the spectrograms)."""
     metrics = matrix.metrics
+    first = [matrix.label]
     if metrics.get("tod_r") is not None:
-        parts.append(f"TOD-R {metrics['tod_r']:.3g}")
-    for key, name in (("snr_to_model_db", "SNR→model"), ("snr_to_true_db", "SNR→true")):
-        if metrics.get(key) is not None:
-            parts.append(f"{name} {metrics[key]:.1f} dB")
-    return "  ·  ".join(parts)
+        first.append(f"TOD-R {metrics['tod_r']:.3g}")
+    snrs = [
+        f"→{name} {metrics[key]:.1f}"
+        for key, name in (("snr_to_model_db", "model"), ("snr_to_true_db", "true"))
+        if metrics.get(key) is not None
+    ]
+    second = [f"SNR dB {', '.join(snrs)}"] if snrs else []
+    return "<br>".join("  ·  ".join(line) for line in (first, second) if line)
 
 
 def write_matrix(path: str | Path, values: np.ndarray) -> Path:
