@@ -172,3 +172,13 @@ def test_pyside_refcount_guard():
         assert qt_fixes._applied and sys.getrefcount(None) > qt_fixes.RESERVE // 2
     else:
         assert not qt_fixes._applied
+
+
+def test_activation_rows_put_a_long_unit_label_in_the_title():
+    from explorer.gui.panels.activations import axis_label
+
+    assert axis_label("component (ascending kernel frequency)") == (
+        "component",
+        "ascending kernel frequency",
+    )
+    assert axis_label("unit") == ("unit", "")

@@ -53,6 +53,14 @@ class LayerView:
     marks: list
 
 
+def axis_label(unit_label: str) -> tuple[str, str]:
+    """A unit label split for a short row: the name for the axis, the parenthetical for the
+    title ("component (ascending kernel frequency)": rotated on a 120 px row, the whole label
+    ran into the rows above and below)."""
+    name, bracket, detail = unit_label.partition(" (")
+    return (name, detail.rstrip(")")) if bracket else (unit_label, "")
+
+
 class ActivationsPanel(QWidget):
     units_selected = Signal(str, object)  # probe key, tuple of unit indices
     source_means_requested = Signal()
@@ -128,10 +136,11 @@ class ActivationsPanel(QWidget):
         self.means_button.setEnabled(bool(activations) and has_stems)
         for row, (key, probe) in enumerate(activations):
             plot = self.graphics.addPlot(row=row, col=0)
+            unit, detail = axis_label(probe.unit_label)
             style_plot(
                 plot,
-                probe.label,
-                probe.unit_label,
+                f"{probe.label}  ·  {detail}" if detail else probe.label,
+                unit,
                 "time (s)" if row == len(activations) - 1 else None,
             )
             plot.getAxis("left").setWidth(48)
