@@ -17,7 +17,6 @@ per-band input scale on every training mixture frame.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ from explorer.errors import InputError
 from explorer.models import drdnn
 from explorer.progress import Job, Progress
 from explorer.training.data import TrainingData
-from explorer.training.frames import ExamplePool, band_scale
+from explorer.training.frames import PooledTask, band_scale
 from explorer.training.tasks import register_task
 
 VALIDATION_BATCH = 32
@@ -40,8 +39,10 @@ def warn(message: str) -> None:
     print(f"explorer: warning: {message}", file=sys.stderr)
 
 
-class DRDNNTask:
+class DRDNNTask(PooledTask):
     """The training task for every kind in `drdnn.KINDS` (ablations are config values)."""
+
+    validation_batch = VALIDATION_BATCH
 
     def __init__(self, config: drdnn.DRDNNConfig, data: TrainingData):
         self.kind = config.kind
@@ -49,8 +50,7 @@ class DRDNNTask:
         self.data_description = data.description
         self.network = drdnn.DRDNNNetwork(config)
         self.frontend = make_frontend(config.frontend)
-        self.train_pool = ExamplePool(data.train, self.features)
-        self.validation_pool = ExamplePool(data.validation, self.features)
+        self._make_pools(data)
         self.incomplete: set[str] = set()
         self.padded: set[str] = set()
         self._checked = False
@@ -125,13 +125,7 @@ class DRDNNTask:
 
     def examples_per_epoch(self) -> int:
         self.check_sources()
-        return self.train_pool.example_count()
-
-    def train_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple]:
-        return self.train_pool.batches(seed, epoch, batch_size)
-
-    def validation_batches(self) -> Iterator[tuple]:
-        return self.validation_pool.ordered_batches(VALIDATION_BATCH)
+        return super().examples_per_epoch()
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         mixture, stems = (part.float() for part in batch)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from explorer.data.track import Track
-from explorer.training.data import TrackSource
+from explorer.training.data import TrackSource, TrainingData
 
 Features = Callable[[Track], tuple[np.ndarray, ...]]
 DEFAULT_BUDGET_BYTES = 2 << 30
@@ -95,3 +95,24 @@ def band_scale(
     squared values over `count` frames, floored so silent bands do not divide by zero."""
     variance = np.maximum(squares / count - (total / count) ** 2, 0.0) * count / max(count - 1, 1)
     return torch.from_numpy(np.sqrt(variance)).float().clamp_min(floor)
+
+
+class PooledTask:
+    """The batching half of a training task whose examples are frames held in ExamplePools
+    (DAE, DRDNN, naive AE): a subclass gives `features(track)` and `validation_batch`.
+    `explorer train --stream` swaps both pools for cached ones, by attribute."""
+
+    validation_batch = 1024
+
+    def _make_pools(self, data: TrainingData) -> None:
+        self.train_pool = ExamplePool(data.train, self.features)
+        self.validation_pool = ExamplePool(data.validation, self.features)
+
+    def examples_per_epoch(self) -> int:
+        return self.train_pool.example_count()
+
+    def train_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple]:
+        return self.train_pool.batches(seed, epoch, batch_size)
+
+    def validation_batches(self) -> Iterator[tuple]:
+        return self.validation_pool.ordered_batches(self.validation_batch)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,7 @@ from explorer.models import naive_ae
 from explorer.models.naive_ae import RBM, NaiveAEConfig, RBMTrainer
 from explorer.progress import Job, Progress
 from explorer.training.data import TrackSource, TrainingData
-from explorer.training.frames import ExamplePool
+from explorer.training.frames import PooledTask
 from explorer.training.tasks import register_task
 
 VALIDATION_BATCH = 1024
@@ -43,7 +42,9 @@ INSTRUMENT_TEST_SEED = 200_000
 FIRST_EPOCH_MOMENTUM = 0.5
 
 
-class NaiveAETask:
+class NaiveAETask(PooledTask):
+    validation_batch = VALIDATION_BATCH
+
     def __init__(self, config: NaiveAEConfig, data: TrainingData):
         self.kind = naive_ae.KIND
         self.config = config
@@ -51,8 +52,7 @@ class NaiveAETask:
         self.network = naive_ae.NaiveAutoencoder(config)
         self.frontend = naive_ae.make_frontend(config.frontend)
         self.training_layout = config.layout(training=True)
-        self.train_pool = ExamplePool(data.train, self.features)
-        self.validation_pool = ExamplePool(data.validation, self.features)
+        self._make_pools(data)
         self.pretraining_history: list[dict[str, Any]] = []
 
     def model_config(self) -> dict[str, Any]:
@@ -164,15 +164,6 @@ class NaiveAETask:
         if total is None:
             raise InputError(f"no training examples in {self.data_description}")
         return total / count
-
-    def examples_per_epoch(self) -> int:
-        return self.train_pool.example_count()
-
-    def train_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple]:
-        return self.train_pool.batches(seed, epoch, batch_size)
-
-    def validation_batches(self) -> Iterator[tuple]:
-        return self.validation_pool.ordered_batches(VALIDATION_BATCH)
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         target = self.scaled(batch[0])

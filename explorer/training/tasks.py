@@ -8,7 +8,7 @@ true vocal magnitude, both divided by the per-band scale fitted on the training 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from explorer.errors import InputError
 from explorer.models import dae
 from explorer.progress import Job, Progress
 from explorer.training.data import TrainingData
-from explorer.training.frames import ExamplePool, band_scale
+from explorer.training.frames import PooledTask, band_scale
 
 TaskFactory = Callable[[dict[str, Any], TrainingData], Any]
 _FACTORIES: dict[str, TaskFactory] = {}
@@ -69,8 +69,10 @@ def build_task(kind: str, model_config: dict[str, Any], data: TrainingData):
     return _FACTORIES[kind](model_config, data)
 
 
-class DAETask:
+class DAETask(PooledTask):
     """Training task for `dae`, `mss-dae` and `sf` (FACTS 1)."""
+
+    validation_batch = VALIDATION_BATCH
 
     def __init__(self, config: dae.DAEConfig, data: TrainingData):
         self.kind = config.kind
@@ -78,8 +80,7 @@ class DAETask:
         self.data_description = data.description
         self.network = dae.MappingNetwork(config)
         self.frontend = make_frontend(config.frontend)
-        self.train_pool = ExamplePool(data.train, self.features)
-        self.validation_pool = ExamplePool(data.validation, self.features)
+        self._make_pools(data)
 
     def model_config(self) -> dict[str, Any]:
         return self.config.to_dict()
@@ -112,15 +113,6 @@ class DAETask:
         if count < 2:
             raise InputError(f"too little training audio in {self.data_description}")
         self.network.normalizer.scale.copy_(band_scale(total, squares, count))
-
-    def examples_per_epoch(self) -> int:
-        return self.train_pool.example_count()
-
-    def train_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple]:
-        return self.train_pool.batches(seed, epoch, batch_size)
-
-    def validation_batches(self) -> Iterator[tuple]:
-        return self.validation_pool.ordered_batches(VALIDATION_BATCH)
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         mixture, vocals = batch
