@@ -50,6 +50,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from explorer.errors import InputError
+from explorer.training.loop import TaskWrapper
 
 DEFAULT_TIMEOUT_S = 1800
 
@@ -282,7 +283,7 @@ class _LossModule(nn.Module):
         return self.task.loss(batch)
 
 
-class DistributedTask:
+class DistributedTask(TaskWrapper):
     """A `TrainingTask` for one rank of a data-parallel run (see the module docstring)."""
 
     def __init__(self, task: Any, session: Session, find_unused_parameters: bool = False):
@@ -292,17 +293,6 @@ class DistributedTask:
         self.find_unused_parameters = find_unused_parameters
         self._engine: DistributedDataParallel | None = None
         _WRAPPED.append(self)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "task":  # not set yet (copying, unpickling)
-            raise AttributeError(name)
-        return getattr(self.task, name)
-
-    def model_config(self) -> dict[str, Any]:
-        return self.task.model_config()
-
-    def module(self) -> nn.Module:
-        return self.task.module()
 
     def prepare(self):
         return self.task.prepare()

@@ -62,6 +62,24 @@ class TrainingConfig:
         return cls(**chosen)
 
 
+class TaskWrapper:
+    """A task around another one (distributed, streaming): what it does not override is the
+    wrapped task's."""
+
+    task: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "task":  # not set yet (copying, unpickling)
+            raise AttributeError(name)
+        return getattr(self.task, name)
+
+    def model_config(self) -> dict[str, Any]:
+        return self.task.model_config()
+
+    def module(self) -> nn.Module:
+        return self.task.module()
+
+
 class TrainingTask(Protocol):
     """What a model family provides. Batches are tuples of arrays or tensors with the example
     axis first; the loop moves them to the device."""

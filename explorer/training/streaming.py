@@ -38,6 +38,7 @@ from explorer.progress import Job, Progress
 from explorer.training.cache import ArrayCache, cache_key
 from explorer.training.data import TrackSource
 from explorer.training.frames import ExamplePool
+from explorer.training.loop import TaskWrapper
 
 FEATURES_VERSION = 1
 MAX_OPEN = 16
@@ -346,7 +347,7 @@ def feature_description(task: Any) -> dict[str, Any]:
     return description
 
 
-class StreamingTask:
+class StreamingTask(TaskWrapper):
     """A frame-based family's task (it has `features`, `train_pool`, `validation_pool`) whose
     training batches stream from the disk cache through DataLoader workers. `sharded`: the
     batches are already this rank's share (see `explorer.training.distributed`)."""
@@ -385,17 +386,6 @@ class StreamingTask:
         self._dataset: FrameDataset | None = None
         self._loader: DataLoader | None = None
         self._loader_key: tuple[int, int] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "task":  # not set yet (copying, unpickling)
-            raise AttributeError(name)
-        return getattr(self.task, name)
-
-    def model_config(self) -> dict[str, Any]:
-        return self.task.model_config()
-
-    def module(self) -> torch.nn.Module:
-        return self.task.module()
 
     def warm(self) -> Job[None]:
         """Fill the cache: rank r computes tracks r, r + W, ...; then every rank agrees (a
