@@ -126,3 +126,28 @@ def _fit(samples: np.ndarray, length: int) -> np.ndarray:
     if samples.shape[-1] >= length:
         return samples[:, :length]
     return np.pad(samples, ((0, 0), (0, length - samples.shape[-1])))
+
+
+class NetworkSeparator(Separator):
+    """A separator around a trained network (its `config.kind` is the separator's kind) and
+    the front-end it was trained on; both move with the separator."""
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        frontend: torch.nn.Module,
+        name: str | None = None,
+        device: torch.device | None = None,
+    ):
+        self.kind = network.config.kind
+        super().__init__(name, device)
+        self.config = network.config
+        self.network = network.to(self.device).eval()
+        self.frontend = frontend.to(self.device)
+        self.sample_rate = self.frontend.sample_rate
+
+    def to(self, device: torch.device) -> NetworkSeparator:
+        super().to(device)
+        self.network.to(device)
+        self.frontend.to(device)
+        return self

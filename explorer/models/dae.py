@@ -27,7 +27,7 @@ from explorer.audio.frontends import PRESETS, BandNormalizer, make_frontend
 from explorer.data.track import ACCOMPANIMENT, Track
 from explorer.errors import InputError
 from explorer.models import probes, registry
-from explorer.models.base import Separator
+from explorer.models.base import NetworkSeparator
 
 KINDS = ("dae", "mss-dae", "sf")
 ENCODER_LAYERS = {"dae": 1, "mss-dae": 3, "sf": 1}
@@ -126,7 +126,7 @@ class MappingNetwork(nn.Module):
         return [(layer.weight, layer.bias) for layer in self.layers]
 
 
-class DAESeparator(Separator):
+class DAESeparator(NetworkSeparator):
     """A trained DAE-family network as a separator: mono mixture in, `vocals` and
     `accompaniment` out. Frame-local, so chunks aligned to the hop give exactly the
     full-length result."""
@@ -138,24 +138,13 @@ class DAESeparator(Separator):
     def __init__(
         self, network: MappingNetwork, name: str | None = None, device: torch.device | None = None
     ):
-        self.kind = network.config.kind
-        super().__init__(name, device)
-        self.config = network.config
-        self.network = network.to(self.device).eval()
-        self.frontend = make_frontend(self.config.frontend).to(self.device)
-        self.sample_rate = self.frontend.sample_rate
+        super().__init__(network, make_frontend(network.config.frontend), name, device)
         self.alignment = self.frontend.hop_length
         # An output sample depends on frames up to n_fft / 2 away, whose windows reach another
         # n_fft / 2: a margin of more than n_fft makes chunked output equal the full-length one.
         self.margin_seconds = max(
             self.margin_seconds, 1.25 * self.frontend.config.n_fft / self.sample_rate
         )
-
-    def to(self, device: torch.device) -> DAESeparator:
-        super().to(device)
-        self.network.to(device)
-        self.frontend.to(device)
-        return self
 
     def output_stems(self, track: Track) -> tuple[str, ...]:
         return ("vocals", ACCOMPANIMENT)

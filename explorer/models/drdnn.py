@@ -56,7 +56,7 @@ from explorer.audio.frontends import PRESETS, make_frontend
 from explorer.data.track import ACCOMPANIMENT, STEM_NAMES, Track
 from explorer.errors import InputError
 from explorer.models import probes, registry
-from explorer.models.base import Separator
+from explorer.models.base import NetworkSeparator
 
 KINDS = ("drdnn", "mlp", "dcnn", "drnn")
 SOURCES = STEM_NAMES
@@ -553,7 +553,7 @@ def discriminative_loss(
 
 
 # ---------------------------------------------------------------- the separator
-class DRDNNSeparator(Separator):
+class DRDNNSeparator(NetworkSeparator):
     """A trained DRDNN-family network as a separator: mono mixture in (the paper is mono; stereo
     is downmixed), vocals, drums, bass, other and accompaniment out.
 
@@ -570,22 +570,11 @@ class DRDNNSeparator(Separator):
     def __init__(
         self, network: DRDNNNetwork, name: str | None = None, device: torch.device | None = None
     ):
-        self.kind = network.config.kind
-        super().__init__(name, device)
-        self.config = network.config
-        self.network = network.to(self.device).eval()
-        self.frontend = make_frontend(self.config.frontend).to(self.device)
-        self.sample_rate = self.frontend.sample_rate
+        super().__init__(network, make_frontend(network.config.frontend), name, device)
         hop, step = self.frontend.hop_length, self.config.batch_step
         self.alignment = hop * step
         reach = self.config.batch_frames + math.ceil(self.frontend.config.n_fft / hop) + 1
         self.margin_seconds = math.ceil(reach / step) * self.alignment / self.sample_rate
-
-    def to(self, device: torch.device) -> DRDNNSeparator:
-        super().to(device)
-        self.network.to(device)
-        self.frontend.to(device)
-        return self
 
     def output_stems(self, track: Track) -> tuple[str, ...]:
         return (*SOURCES, ACCOMPANIMENT)
